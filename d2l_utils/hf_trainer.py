@@ -1,0 +1,67 @@
+"""The same run through the transformers `Trainer`, so chapters can show both ways side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import EvalPrediction, Trainer, TrainingArguments
+
+from .metrics import compute_metrics, predictions_from_logits
+from .preprocessing import make_collator
+from .records import device_description, peak_memory_mb
+from .training import PreparedRun, resolve_precision
+
+
+def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
+    """Train and evaluate `run` with `Trainer`, returning the fields the run record needs."""
+    args, task = run.args, run.task
+    precision = resolve_precision(args.mixed_precision)
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, num_train_epochs=args.epochs,
+        max_steps=args.max_steps or -1, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.eval_batch_size, learning_rate=args.lr,
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+        adam_epsilon=args.adam_epsilon, max_grad_norm=args.max_grad_norm, seed=args.seed,
+        eval_strategy="epoch", save_strategy="no", logging_steps=args.log_every,
+        report_to=[], bf16=precision == "bf16", fp16=precision == "fp16",
+        group_by_length=args.group_by_length, length_column_name="length",
+        # keep token_type_ids: peft's forward does not name them, so the Trainer would drop them
+        remove_unused_columns=False, label_names=["labels"], disable_tqdm=not args.progress,
+    )
+
+    def metrics(prediction: EvalPrediction) -> dict[str, float]:
+        logits = prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return compute_metrics(task, predictions_from_logits(task, logits), prediction.label_ids)
+
+    trainer = Trainer(model=run.model, args=training_args, train_dataset=run.data["train"],
+                      eval_dataset={split: run.data[split] for split in task.eval_splits},
+                      data_collator=make_collator(run.tokenizer), compute_metrics=metrics)
+    output = trainer.train()
+    logs = trainer.state.log_history
+    history, loss_log = [], []
+    for entry in logs:
+        if "loss" in entry:
+            loss_log.append((entry["step"], round(entry["loss"], 6)))
+    for split in task.eval_splits:
+        evals = [e for e in logs if f"eval_{split}_loss" in e]
+        for i, entry in enumerate(evals):
+            if len(history) <= i:
+                history.append({"epoch": round(entry["epoch"], 4), "step": entry["step"]})
+            prefix = f"eval_{split}_"
+            history[i][split] = {k[len(prefix):]: round(v, 6) for k, v in entry.items()
+                                 if k.startswith(prefix) and not k.endswith(
+                                     ("runtime", "per_second"))}
+    train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch
+    device = trainer.args.device
+    return {"metrics": {split: history[-1][split] for split in task.eval_splits},
+            "history": history, "loss_log": loss_log, "steps": trainer.state.global_step,
+            "epochs_run": round(trainer.state.epoch, 4),
+            "train_time_s": round(output.metrics["train_runtime"], 3),
+            "train_examples": round(output.metrics["train_samples_per_second"]
+                                    * output.metrics["train_runtime"]),
+            "train_tokens": round(train_tokens),
+            "device": device_description(device),
+            "num_processes": trainer.args.world_size, "mixed_precision": precision,
+            "peak_memory_mb": round(peak_memory_mb(device), 1),
+            "is_main_process": trainer.is_world_process_zero(), "model": trainer.model}

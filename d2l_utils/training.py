@@ -1,0 +1,311 @@
+"""The training loop: plain PyTorch with `accelerate` for devices, mixed precision and DDP.
+
+`train(args)` builds everything from `RunArguments`, trains with the library's loop (or the
+transformers `Trainer` when `args.trainer == "hf"`), evaluates every epoch, saves the trainable
+weights and writes `record.json`. The same code runs unchanged under `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from datasets import DatasetDict
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
+
+from .arguments import RunArguments
+from .backbones import Backbone, load_config, load_tokenizer, resolve_backbone
+from .data import load_task_data
+from .methods import MethodConfig, build_model, count_parameters
+from .metrics import compute_metrics, predictions_from_logits
+from .preprocessing import LengthGroupedBatchSampler, make_collator, tokenize_splits
+from .records import (command_line, device_description, library_versions, peak_memory_mb,
+                      timestamp, write_record)
+from .saving import save_trainable
+from .tasks import TaskSpec
+
+
+@dataclass
+class PreparedRun:
+    """Everything a trainer needs, built once from `RunArguments`."""
+
+    args: RunArguments  # resolved: no None defaults left
+    task: TaskSpec
+    method: MethodConfig
+    backbone: Backbone
+    tokenizer: PreTrainedTokenizerBase
+    model: nn.Module
+    data: DatasetDict  # tokenized splits
+    params: dict[str, Any]
+
+    @property
+    def data_source(self) -> str:
+        if self.args.tiny:
+            return "built-in fixtures (d2l_utils.fixtures)"
+        return f"local GLUE folder {self.args.data_dir}" if self.args.data_dir else "hub"
+
+
+def prepare_run(args: RunArguments) -> PreparedRun:
+    """Load data, tokenizer and model, and apply the method; seeded, so runs repeat exactly."""
+    args = args.resolved()
+    task, method = args.task_spec, args.method_config()
+    set_seed(args.seed)
+    raw = load_task_data(task, data_dir=args.data_dir, tiny=args.tiny,
+                         max_train_samples=args.max_train_samples,
+                         max_eval_samples=args.max_eval_samples, seed=args.seed)
+    backbone = resolve_backbone(args.model, random_init=args.random_init)
+    tokenizer = load_tokenizer(backbone, load_config(backbone, task))
+    model = build_model(backbone, task, method)
+    data = tokenize_splits(raw, tokenizer, task, args.max_seq_length)
+    return PreparedRun(args, task, method, backbone, tokenizer, model, data,
+                       count_parameters(model))
+
+
+def train(args: RunArguments) -> dict[str, Any]:
+    """Run one training job end to end and return its record (also written to disk)."""
+    started = time.perf_counter()
+    check_output_dir(args.resolved().output_dir)
+    run = prepare_run(args)
+    if run.args.trainer == "hf":
+        from .hf_trainer import train_with_hf_trainer
+
+        result = train_with_hf_trainer(run)
+    else:
+        result = train_with_loop(run)
+    result["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record = build_record(run, result)
+    if result.pop("is_main_process", True):
+        if run.args.save_model:
+            save_trainable(result.pop("model", run.model), run.args.output_dir,
+                           asdict(run.args))
+        write_record(run.args.output_dir, record)
+        print(summary_line(record), flush=True)
+    return record
+
+
+def check_output_dir(output_dir: str) -> Path:
+    """Create the output directory and fail now, not after training, if it is not writable."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"--output-dir {path} is not writable ({err.strerror}); choose "
+                      "another folder") from None
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def resolve_precision(choice: str) -> str:
+    """`auto`: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU."""
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters in two groups: no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_with_loop(run: PreparedRun) -> dict[str, Any]:
+    """Train `run.model` with AdamW, linear warmup/decay and clipping; evaluate every epoch."""
+    from accelerate import Accelerator
+
+    args, task = run.args, run.task
+    accelerator = Accelerator(mixed_precision=resolve_precision(args.mixed_precision))
+    device = accelerator.device
+    collate = make_collator(run.tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    train_ds = run.data["train"]
+    sampler = LengthGroupedBatchSampler(train_ds["length"], args.batch_size, seed=args.seed,
+                                        group_by_length=args.group_by_length)
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate)
+    eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
+                                      collate_fn=collate) for split in task.eval_splits}
+    optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
+                                  eps=args.adam_epsilon, fused=device.type == "cuda")
+    model, optimizer, train_loader = accelerator.prepare(run.model, optimizer, train_loader)
+    eval_loaders = {k: accelerator.prepare(v) for k, v in eval_loaders.items()}
+
+    steps_per_epoch = len(train_loader)
+    total_steps = args.max_steps or math.ceil(args.epochs * steps_per_epoch)
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    # The scheduler is stepped by hand once per optimizer step (not prepared by accelerate,
+    # which would step it once per process).
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, num_warmup_steps=round(args.warmup_ratio * total_steps),
+        num_training_steps=total_steps)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    history, loss_log = [], []
+    step, train_time = 0, 0.0
+    examples = torch.zeros((), dtype=torch.long, device=device)
+    tokens = torch.zeros((), dtype=torch.long, device=device)
+    window_loss = torch.zeros((), device=device)
+    bar = tqdm(total=total_steps, desc=f"{task.name} {run.method.name}", unit="step",
+               disable=not (args.progress and accelerator.is_local_main_process))
+    for epoch in range(num_epochs):
+        model.train()
+        sampler.set_epoch(epoch)
+        epoch_loss = torch.zeros((), device=device)
+        epoch_steps = 0
+        tick = time.perf_counter()
+        for batch in train_loader:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            epoch_steps += 1
+            detached = loss.detach().float()
+            epoch_loss += detached
+            window_loss += detached
+            examples += batch["input_ids"].shape[0]
+            tokens += batch["attention_mask"].sum()
+            bar.update(1)
+            if step % args.log_every == 0 or step == total_steps:
+                mean = (window_loss / (step - (loss_log[-1][0] if loss_log else 0))).item()
+                check_finite(mean, step)
+                loss_log.append((step, round(mean, 6)))
+                window_loss.zero_()
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if step >= total_steps:
+                break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time += time.perf_counter() - tick
+        results = {split: evaluate_model(model, loader, task, accelerator)
+                   for split, loader in eval_loaders.items()}
+        history.append({"epoch": epoch + 1, "step": step,
+                        "train_loss": round((epoch_loss / max(epoch_steps, 1)).item(), 6),
+                        **{split: values for split, values in results.items()}})
+        if accelerator.is_local_main_process:
+            bar.write(_epoch_line(history[-1], task))
+        if step >= total_steps:
+            break
+    bar.close()
+
+    examples_total = accelerator.reduce(examples, reduction="sum").item()
+    tokens_total = accelerator.reduce(tokens, reduction="sum").item()
+    accelerator.wait_for_everyone()
+    return {"metrics": {split: history[-1][split] for split in task.eval_splits},
+            "history": history, "loss_log": loss_log, "steps": step,
+            "epochs_run": round(step / steps_per_epoch, 4), "train_time_s": round(train_time, 3),
+            "train_examples": examples_total, "train_tokens": tokens_total,
+            "device": device_description(device), "num_processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
+            "peak_memory_mb": round(peak_memory_mb(device), 1),
+            "is_main_process": accelerator.is_main_process,
+            "model": accelerator.unwrap_model(model)}
+
+
+def check_finite(loss: float, step: int) -> None:
+    """Stop a diverged run with its step and the usual causes, instead of training on NaN."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"the training loss became {loss} at step {step}. Likely causes: a learning rate "
+            "too high for this method (try --lr 10x smaller), or fp16 overflow (try "
+            "--mixed-precision bf16 or no).")
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
+                   accelerator=None) -> dict[str, float]:
+    """Loss and every official metric of `task` on one evaluation split."""
+    gather: Callable = accelerator.gather_for_metrics if accelerator else (lambda x: x)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    all_logits, all_labels, losses = [], [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        outputs = model(**batch)
+        logits, labels = gather((outputs.logits.float(), batch["labels"]))
+        all_logits.append(logits.cpu())
+        all_labels.append(labels.cpu())
+        losses.append((outputs.loss.float().item(), len(batch["labels"])))
+    model.train(was_training)
+    logits = torch.cat(all_logits).numpy()
+    labels = torch.cat(all_labels).numpy()
+    metrics = compute_metrics(task, predictions_from_logits(task, logits), labels)
+    total = sum(n for _, n in losses)
+    metrics["loss"] = sum(loss * n for loss, n in losses) / total
+    return {k: round(float(v), 6) for k, v in metrics.items()}
+
+
+def _epoch_line(entry: dict, task: TaskSpec) -> str:
+    parts = [f"epoch {entry['epoch']} step {entry['step']}: train loss {entry['train_loss']:.4f}"]
+    for split in task.eval_splits:
+        parts.append(f"{split} " + " ".join(f"{k}={v:.4f}" for k, v in entry[split].items()))
+    return " | ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The record
+
+
+def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
+    """The run record: results plus everything needed to know where they came from."""
+    args, task = run.args, run.task
+    main_split = task.eval_splits[0]
+    train_time = max(result["train_time_s"], 1e-9)
+    return {
+        "task": task.name, "method": run.method.name, "model": args.model,
+        "pretrained": run.backbone.pretrained, "profile": args.profile, "trainer": args.trainer,
+        "data": {"source": run.data_source,
+                 "train_examples": len(run.data["train"]),
+                 "eval_examples": {s: len(run.data[s]) for s in task.eval_splits}},
+        "main_metric": {"name": task.main_metric, "split": main_split,
+                        "value": result["metrics"][main_split][task.main_metric]},
+        "metrics": result["metrics"],
+        "history": result["history"],
+        "loss_log": result["loss_log"],
+        "params": run.params,
+        "method_config": run.method.to_dict(),
+        "steps": result["steps"], "epochs_run": result["epochs_run"],
+        "wall_time_s": result["wall_time_s"], "train_time_s": result["train_time_s"],
+        "train_examples_per_s": round(result["train_examples"] / train_time, 2),
+        "train_tokens_per_s": round(result["train_tokens"] / train_time, 1),
+        "peak_memory_mb": result["peak_memory_mb"],
+        "device": result["device"], "num_processes": result["num_processes"],
+        "mixed_precision": result["mixed_precision"],
+        "seed": args.seed, "command": command_line(), "args": asdict(args),
+        "versions": library_versions(), "tokenizer_note": run.backbone.tokenizer_note,
+        "finished_at": timestamp(), "cpu_count": os.cpu_count(),
+    }
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One line that says what ran and how well, for the end of a run."""
+    main = record["main_metric"]
+    params = record["params"]
+    tag = " [tiny profile: smoke run, not a result]" if record["profile"] == "tiny" else ""
+    return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
+            f"{main['name']}={main['value']:.4f} | trainable {params['trainable']:,} of "
+            f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "
+            f"{record['wall_time_s']:.1f} s, {record['train_examples_per_s']:.1f} ex/s | "
+            f"record: {record['args']['output_dir']}/record.json{tag}")
+

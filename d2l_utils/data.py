@@ -188,13 +188,13 @@ def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
     if not folder.is_dir():
         raise DataError(f"--data-dir {root}: expected a folder {task.glue_dir}/ for task "
                         f"{task.name!r} (official GLUE layout, e.g. {task.glue_dir}/train.tsv)")
-    splits = {}
-    for split, names in GLUE_LAYOUT[task.name].splits.items():
+    paths = {}
+    for split, names in GLUE_LAYOUT[task.name].splits.items():  # all present before any read
         found = [folder / name for name in names if (folder / name).is_file()]
         if not found:
             raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
-        splits[split] = read_split_file(task, found[0])
-    return DatasetDict(splits)
+        paths[split] = found[0]
+    return DatasetDict({split: read_split_file(task, path) for split, path in paths.items()})
 
 
 def load_fixtures(task: TaskSpec) -> DatasetDict:

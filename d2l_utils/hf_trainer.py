@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from .metrics import compute_metrics, predictions_from_logits
@@ -27,6 +29,7 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
         group_by_length=args.group_by_length, length_column_name="length",
         # keep token_type_ids: peft's forward does not name them, so the Trainer would drop them
         remove_unused_columns=False, label_names=["labels"], disable_tqdm=not args.progress,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
     def metrics(prediction: EvalPrediction) -> dict[str, float]:

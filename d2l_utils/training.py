@@ -7,6 +7,7 @@ weights and writes `record.json`. The same code runs unchanged under `accelerate
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -29,7 +30,7 @@ from .metrics import compute_metrics, predictions_from_logits
 from .preprocessing import LengthGroupedBatchSampler, make_collator, tokenize_splits
 from .records import (command_line, device_description, library_versions, peak_memory_mb,
                       timestamp, write_record)
-from .saving import save_trainable
+from .saving import save_trainable, trainable_state_dict
 from .tasks import TaskSpec
 
 
@@ -85,7 +86,7 @@ def train(args: RunArguments) -> dict[str, Any]:
     if result.pop("is_main_process", True):
         if run.args.save_model:
             save_trainable(result.pop("model", run.model), run.args.output_dir,
-                           asdict(run.args))
+                           asdict(run.args), include_frozen=not run.backbone.pretrained)
         write_record(run.args.output_dir, record)
         print(summary_line(record), flush=True)
     return record
@@ -131,6 +132,7 @@ def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     """Train `run.model` with AdamW, linear warmup/decay and clipping; evaluate every epoch."""
     from accelerate import Accelerator
+    from accelerate.utils import gather_object
 
     args, task = run.args, run.task
     accelerator = Accelerator(mixed_precision=resolve_precision(args.mixed_precision))
@@ -210,6 +212,9 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
 
     examples_total = accelerator.reduce(examples, reduction="sum").item()
     tokens_total = accelerator.reduce(tokens, reduction="sum").item()
+    unwrapped = accelerator.unwrap_model(model)
+    # One digest per process: under DDP they must all be equal (the ranks stayed in sync).
+    digests = gather_object([weights_digest(unwrapped)])
     accelerator.wait_for_everyone()
     return {"metrics": {split: history[-1][split] for split in task.eval_splits},
             "history": history, "loss_log": loss_log, "steps": step,
@@ -218,8 +223,17 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
             "device": device_description(device), "num_processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
             "peak_memory_mb": round(peak_memory_mb(device), 1),
-            "is_main_process": accelerator.is_main_process,
-            "model": accelerator.unwrap_model(model)}
+            "rank_weight_digests": digests,
+            "is_main_process": accelerator.is_main_process, "model": unwrapped}
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of the trainable weights, to compare processes or runs cheaply."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(trainable_state_dict(model).items()):
+        digest.update(name.encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_finite(loss: float, step: int) -> None:
@@ -291,6 +305,7 @@ def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         "train_tokens_per_s": round(result["train_tokens"] / train_time, 1),
         "peak_memory_mb": result["peak_memory_mb"],
         "device": result["device"], "num_processes": result["num_processes"],
+        "rank_weight_digests": result.get("rank_weight_digests", []),
         "mixed_precision": result["mixed_precision"],
         "seed": args.seed, "command": command_line(), "args": asdict(args),
         "versions": library_versions(), "tokenizer_note": run.backbone.tokenizer_note,

@@ -1,0 +1,84 @@
+"""Exact trainable-parameter counts of every method, checked against the seeds (SPEC §2)."""
+
+import json
+
+import pytest
+
+from d2l_utils.cli import main
+
+SEED_COUNTS = [
+    # (command-line options, expected values)
+    ("--model bert-base-uncased --task mnli --method freeze --trainable-layers 1",
+     {"trainable": 7_680_771, "head_params": 2_307, "method_params": 7_087_872 + 590_592}),
+    ("--model bert-base-uncased --task mnli --method lora --backend adapters --r 8 --alpha 16",
+     {"trainable": 887_811, "method_params": 294_912, "head_params": 592_899}),
+    ("--model bert-base-uncased --task mnli --method prefix --backend adapters "
+     "--prefix-length 30",
+     {"trainable": 10_465_283, "method_params": 9_872_384, "head_params": 592_899}),
+    ("--model roberta-base --task cola --method full",
+     {"trainable": 124_647_170, "total": 124_647_170}),
+    ("--model roberta-base --task cola --method bitfit",
+     {"trainable": 102_914, "head_params": 770}),
+    ("--model roberta-base --task cola --method lora --backend peft --r 2",
+     {"method_params": 73_728, "total": 124_720_898}),
+    ("--model roberta-base --task cola --method lora --backend peft --r 8",
+     {"method_params": 294_912, "total": 124_942_082}),
+    ("--model roberta-base --task cola --method lora --backend peft --r 64",
+     {"method_params": 2_359_296, "total": 127_006_466}),
+    ("--model roberta-base --task cola --method lora --backend peft --r 256",
+     {"method_params": 9_437_184, "total": 134_084_354}),
+    # the seed left the head frozen: --head frozen reproduces its trainable count exactly
+    ("--model roberta-base --task stsb --method lora --r 8 --head frozen",
+     {"trainable": 294_912, "head_params": 0}),
+]
+
+
+def run_params(capsys, options: str) -> dict:
+    assert main(["params", *options.split()]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("options,expected", SEED_COUNTS, ids=[o for o, _ in SEED_COUNTS])
+def test_seed_parameter_counts(capsys, options, expected):
+    counts = run_params(capsys, options)
+    for key, value in expected.items():
+        assert counts[key] == value, key
+    assert counts["trainable"] == counts["method_params"] + counts["head_params"]
+
+
+@pytest.mark.parametrize("method,per_token_per_layer", [("ptuning-v2", 2), ("prompt-tuning", 0)])
+def test_prompt_methods_count_virtual_tokens(capsys, method, per_token_per_layer):
+    counts = run_params(capsys, f"--model bert-base-uncased --task sst2 --method {method} "
+                                f"--num-virtual-tokens 20")
+    hidden, layers = 768, 12
+    expected = 20 * hidden * (per_token_per_layer * layers if per_token_per_layer else 1)
+    assert counts["method_params"] == expected
+    assert counts["head_params"] == hidden * 2 + 2  # BERT's linear head on the pooler
+
+
+def test_peft_prefix_matches_adapters_prefix_size(capsys):
+    peft = run_params(capsys, "--model bert-base-uncased --task mnli --method prefix "
+                              "--backend peft --prefix-length 30")
+    assert peft["method_params"] == 9_872_384  # same MLP reparametrization as adapters
+
+
+@pytest.mark.parametrize("options,message", [
+    ("--task cola --method lora --r 0", "--r must be at least 1"),
+    ("--task cola --method full --backend peft", "--backend peft is not available for full"),
+    ("--task cola --method freeze --trainable-layers 3 --model tiny-bert",
+     "only 2 encoder layers"),
+    ("--task cola --method lora --backend adapters --target-modules dense",
+     "not supported by the adapters backend"),
+])
+def test_invalid_method_options_exit_2_with_a_message(capsys, options, message):
+    assert main(["params", *options.split()]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", ["--task nope", "--task cola --method nope",
+                                     "--task cola --head sideways"])
+def test_unknown_choices_exit_2_listing_valid_ones(capsys, options):
+    with pytest.raises(SystemExit) as info:
+        main(["params", *options.split()])
+    assert info.value.code == 2
+    assert "choose from" in capsys.readouterr().err

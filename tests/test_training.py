@@ -1,0 +1,124 @@
+"""End-to-end runs of `train` / `evaluate` on the fixtures (the run_glue habit: a tiny fixture,
+a few steps, the real code path)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from d2l_utils.arguments import EvaluateArguments, RunArguments
+from d2l_utils.cli import main
+from d2l_utils.evaluation import evaluate_checkpoint
+from d2l_utils.methods import METHODS
+from d2l_utils.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+RECORD_KEYS = {"task", "method", "model", "metrics", "params", "wall_time_s",
+               "train_examples_per_s", "train_tokens_per_s", "peak_memory_mb", "device",
+               "versions", "seed", "command", "history", "loss_log", "profile"}
+
+
+def tiny_run(tmp_path, **options) -> dict:
+    defaults = {"task": "sst2", "tiny": True, "progress": False, "output_dir": str(tmp_path)}
+    return train(RunArguments(**{**defaults, **options}))
+
+
+@pytest.mark.parametrize("method,options", [
+    ("full", {}), ("freeze", {"trainable_layers": 1}), ("bitfit", {}),
+    ("lora", {"backend": "peft"}), ("lora", {"backend": "adapters"}),
+    ("prefix", {"backend": "adapters"}), ("prefix", {"backend": "peft"}),
+    ("ptuning-v2", {}), ("prompt-tuning", {}),
+])
+def test_every_method_trains_in_the_tiny_profile(tmp_path, method, options):
+    record = tiny_run(tmp_path, task="mnli", method=method, **options)
+    assert RECORD_KEYS <= set(record)
+    assert set(record["metrics"]) == {"validation_matched", "validation_mismatched"}
+    for split in record["metrics"].values():
+        assert 0.0 <= split["accuracy"] <= 1.0
+    assert record["params"]["trainable"] < record["params"]["total"] or method == "full"
+    on_disk = json.loads((tmp_path / "record.json").read_text())
+    assert on_disk["metrics"] == record["metrics"]
+    assert (tmp_path / "trainable_weights.safetensors").is_file()
+
+
+def test_methods_table_is_covered():
+    assert set(METHODS) == {"full", "freeze", "bitfit", "lora", "prefix", "ptuning-v2",
+                            "prompt-tuning"}
+
+
+def test_regression_task_and_evaluate_reproduces_the_record(tmp_path):
+    record = tiny_run(tmp_path, task="stsb", method="lora")
+    assert set(record["metrics"]["validation"]) == {"pearson", "spearmanr", "loss"}
+    result = evaluate_checkpoint(EvaluateArguments(checkpoint=str(tmp_path), tiny=True))
+    for key in ("pearson", "spearmanr"):
+        assert result["metrics"]["validation"][key] == pytest.approx(
+            record["metrics"]["validation"][key], abs=1e-5)
+
+
+def test_hf_trainer_backend_writes_the_same_record(tmp_path):
+    record = tiny_run(tmp_path, task="cola", method="bitfit", trainer="hf")
+    assert record["trainer"] == "hf"
+    assert "matthews_correlation" in record["metrics"]["validation"]
+    assert record["steps"] == 8  # 28 examples / batch 8 -> 4 steps x 2 epochs
+    assert len(record["history"]) == 2
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = tiny_run(tmp_path / "a", method="lora", seed=3)
+    b = tiny_run(tmp_path / "b", method="lora", seed=3)
+    assert a["metrics"] == b["metrics"]
+    assert a["loss_log"] == b["loss_log"]
+
+
+def test_learning_with_a_pretrained_model(tmp_path):
+    """On the learnable SST-2 fixture, pretrained MiniLM gets well above chance (0.5)."""
+    record = tiny_run(tmp_path, model="minilm-l6", method="full", epochs=4, lr=5e-5,
+                      save_model=False)
+    losses = [loss for _, loss in record["loss_log"]]
+    assert record["metrics"]["validation"]["accuracy"] >= 0.8
+    assert record["history"][-1]["train_loss"] < record["history"][0]["train_loss"]
+    assert losses[-1] < losses[0]
+
+
+def test_train_cli_exit_codes(tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    assert main(["train", "--tiny", "--task", "rte", "--method", "lora", "--max-steps", "3",
+                 "--output-dir", out, "--no-progress"]) == 0
+    assert "rte | lora | tiny-bert" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cli" / "record.json").read_text())["steps"] == 3
+    assert main(["train", "--task", "sst2", "--data-dir", str(tmp_path / "none"),
+                 "--output-dir", out]) == 1
+    assert "no such directory" in capsys.readouterr().err
+    assert main(["train", "--task", "sst2", "--output-dir", out, "--model", "tiny-bert"]) == 1
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "--tiny" in err
+    assert main(["frobnicate"]) == 2
+    assert "choose one of: train, evaluate, params" in capsys.readouterr().err
+
+
+def test_unwritable_output_dir_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--tiny", "--task", "sst2", "--output-dir",
+                 str(blocker / "run")]) == 1
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_two_process_ddp_ranks_agree(tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): both ranks end with equal weights."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "d2l_utils", "train",
+           "--tiny", "--task", "sst2", "--method", "lora", "--no-progress",
+           "--output-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["num_processes"] == 2
+    digests = record["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert record["steps"] == 8  # 56 examples, batch 8 per process -> 4 steps per epoch

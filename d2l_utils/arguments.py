@@ -80,6 +80,11 @@ class RunArguments:
     output_dir: str | None = field(default=None, **_opt("default: runs/TASK-METHOD-MODEL"))
     log_every: int = field(default=20, **_opt("steps between loss log entries"))
     save_model: bool = field(default=True, **_opt("save trainable weights (safetensors)"))
+    save_every_steps: int | None = field(default=None, **_opt(
+        "write a resumable checkpoint every N optimizer steps"))
+    keep_checkpoints: int = field(default=2, **_opt("how many recent checkpoints to keep"))
+    resume: bool = field(default=False, **_opt(
+        "continue from the newest complete checkpoint in --output-dir (mid-epoch too)"))
     progress: bool = field(default=True, **_opt("show progress bars"))
 
     def __post_init__(self) -> None:

@@ -13,9 +13,11 @@ from .backbones import ModelError
 from .data import DataError
 from .methods import MethodError
 from .tasks import TaskError
+from .training import ResumeError
 
 USAGE_ERRORS = (MethodError, TaskError)  # a wrong option value: exit code 2, like argparse
-RUN_ERRORS = (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError)
+RUN_ERRORS = (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError,
+              ResumeError)
 
 
 def _parse(cls: type, argv: list[str], prog: str):
@@ -54,8 +56,21 @@ def cmd_params(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    """Time fixed padding, the HF Trainer and the library loop on one job; prints JSON last."""
+    from .bench import BenchArguments, BenchOptionError, run_bench
+
+    try:
+        args = _parse(BenchArguments, argv, "bench")
+    except BenchOptionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_bench(args)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "params": cmd_params}
+    "train": cmd_train, "evaluate": cmd_evaluate, "params": cmd_params, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     except RUN_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"{err}" if str(err) else "interrupted", file=sys.stderr)
         return 130

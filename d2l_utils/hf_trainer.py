@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from .metrics import compute_metrics, predictions_from_logits

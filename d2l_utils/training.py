@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +32,9 @@ from .metrics import compute_metrics, predictions_from_logits
 from .preprocessing import LengthGroupedBatchSampler, make_collator, tokenize_splits
 from .records import (command_line, device_description, library_versions, peak_memory_mb,
                       timestamp, write_record)
-from .saving import save_trainable, trainable_state_dict
+from .checkpoints import (check_disk_space, checkpoint_root, latest_checkpoint,
+                          load_checkpoint, required_bytes, save_checkpoint)
+from .saving import load_run_args, save_trainable, trainable_state_dict
 from .tasks import TaskSpec
 
 
@@ -129,8 +133,52 @@ def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: a checkpoint was saved; the message says how to resume."""
+
+
+class _StopFlag:
+    """Turns SIGINT into a flag checked between steps, so a checkpoint is never half a step."""
+
+    def __init__(self) -> None:
+        self.raised, self._previous = False, None
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# options that may change between a run and its resumption
+_RESUME_FREE = {"resume", "progress", "save_every_steps", "keep_checkpoints"}
+
+
+class ResumeError(ValueError):
+    """A checkpoint that does not belong to this command."""
+
+
+def _check_resumable(saved: dict, current: dict, path: Path) -> None:
+    changed = {k: (saved.get(k), v) for k, v in current.items()
+               if k not in _RESUME_FREE and saved.get(k) != v}
+    if changed:
+        listing = ", ".join(f"--{k.replace('_', '-')} {old!r} -> {new!r}"
+                            for k, (old, new) in changed.items())
+        raise ResumeError(f"cannot resume from {path}: options differ from the saved run "
+                         f"({listing}); rerun with the original options or another --output-dir")
+
+
 def train_with_loop(run: PreparedRun) -> dict[str, Any]:
-    """Train `run.model` with AdamW, linear warmup/decay and clipping; evaluate every epoch."""
+    """Train `run.model` with AdamW, linear warmup/decay and clipping; evaluate every epoch;
+    checkpoint every `save_every_steps` and resume exactly from the newest checkpoint."""
     from accelerate import Accelerator
     from accelerate.utils import gather_object
 
@@ -141,7 +189,10 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     train_ds = run.data["train"]
     sampler = LengthGroupedBatchSampler(train_ds["length"], args.batch_size, seed=args.seed,
                                         group_by_length=args.group_by_length)
-    train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate)
+    # Own generator: starting an epoch must not draw from the global RNG (dropout), or a
+    # resumed run would diverge from an uninterrupted one.
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,
+                              generator=torch.Generator().manual_seed(args.seed))
     eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
                                       collate_fn=collate) for split in task.eval_splits}
     optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
@@ -158,58 +209,109 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
         optimizer, num_warmup_steps=round(args.warmup_ratio * total_steps),
         num_training_steps=total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    include_frozen = not run.backbone.pretrained
+    run_args = asdict(args)
 
-    history, loss_log = [], []
-    step, train_time = 0, 0.0
-    examples = torch.zeros((), dtype=torch.long, device=device)
-    tokens = torch.zeros((), dtype=torch.long, device=device)
-    window_loss = torch.zeros((), device=device)
-    bar = tqdm(total=total_steps, desc=f"{task.name} {run.method.name}", unit="step",
-               disable=not (args.progress and accelerator.is_local_main_process))
-    for epoch in range(num_epochs):
-        model.train()
-        sampler.set_epoch(epoch)
-        epoch_loss = torch.zeros((), device=device)
-        epoch_steps = 0
-        tick = time.perf_counter()
-        for batch in train_loader:
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            if args.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            epoch_steps += 1
-            detached = loss.detach().float()
-            epoch_loss += detached
-            window_loss += detached
-            examples += batch["input_ids"].shape[0]
-            tokens += batch["attention_mask"].sum()
-            bar.update(1)
-            if step % args.log_every == 0 or step == total_steps:
-                mean = (window_loss / (step - (loss_log[-1][0] if loss_log else 0))).item()
-                check_finite(mean, step)
-                loss_log.append((step, round(mean, 6)))
-                window_loss.zero_()
-                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "train_time": 0.0,
+                             "examples": 0, "tokens": 0, "window_loss": 0.0,
+                             "window_start": 0, "epoch_loss": 0.0, "history": [],
+                             "loss_log": []}
+    latest = latest_checkpoint(args.output_dir) if args.resume else None
+    if latest is not None:
+        _check_resumable(load_run_args(latest), run_args, latest)
+        state = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler,
+                                accelerator.scaler)
+        if accelerator.is_local_main_process:
+            print(f"resuming from {latest} (step {state['step']} of {total_steps})", flush=True)
+    elif args.resume and accelerator.is_local_main_process:
+        print(f"no checkpoint in {checkpoint_root(args.output_dir)}; starting from scratch",
+              flush=True)
+
+    if args.save_every_steps and accelerator.is_main_process:
+        check_disk_space(args.output_dir, required_bytes(run.model, include_frozen))
+
+    def checkpoint(batch_in_epoch: int) -> Path | None:
+        saved = None
+        snapshot = {**state, "batch_in_epoch": batch_in_epoch,
+                    "train_time": state["train_time"] + time.perf_counter() - tick}
+        if accelerator.is_main_process:
+            saved = save_checkpoint(args.output_dir, state["step"],
+                                    accelerator.unwrap_model(model), optimizer, scheduler,
+                                    accelerator.scaler, snapshot, run_args, include_frozen,
+                                    args.keep_checkpoints)
+        accelerator.wait_for_everyone()
+        return saved
+
+    step = state["step"]
+    examples = torch.tensor(state["examples"], dtype=torch.long, device=device)
+    tokens = torch.tensor(state["tokens"], dtype=torch.long, device=device)
+    window_loss = torch.tensor(state["window_loss"], device=device)
+    bar = tqdm(total=total_steps, initial=step, desc=f"{task.name} {run.method.name}",
+               unit="step", disable=not (args.progress and accelerator.is_local_main_process))
+    with _StopFlag() as stop:
+        for epoch in range(state["epoch"], num_epochs):
+            model.train()
+            train_loader.set_epoch(epoch)  # the batch order depends on (seed, epoch) only
+            skip = state["batch_in_epoch"] if epoch == state["epoch"] else 0
+            loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            epoch_loss = torch.tensor(state["epoch_loss"] if skip else 0.0, device=device)
+            batch_in_epoch = skip
+            tick = time.perf_counter()
+            for batch in loader:
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                batch_in_epoch += 1
+                detached = loss.detach().float()
+                epoch_loss += detached
+                window_loss += detached
+                examples += batch["input_ids"].shape[0]
+                tokens += batch["attention_mask"].sum()
+                bar.update(1)
+                logging_now = step % args.log_every == 0 or step == total_steps
+                saving_now = bool(args.save_every_steps) and step % args.save_every_steps == 0
+                if logging_now or saving_now or stop.raised:
+                    mean = (window_loss / (step - state["window_start"])).item()
+                    check_finite(mean, step, latest_checkpoint(args.output_dir))
+                if logging_now:
+                    state["loss_log"].append((step, round(mean, 6)))
+                    window_loss.zero_()
+                    state["window_start"] = step
+                    bar.set_postfix(loss=f"{mean:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if saving_now or stop.raised:
+                    state.update(step=step, epoch=epoch, examples=examples.item(),
+                                 tokens=tokens.item(), window_loss=window_loss.item(),
+                                 epoch_loss=epoch_loss.item())
+                    saved = checkpoint(batch_in_epoch)
+                if stop.raised:
+                    bar.close()
+                    raise TrainingInterrupted(
+                        f"interrupted at step {step}; checkpoint saved in {saved}. Resume with:"
+                        f"\n  {command_line()} --resume")
+                if step >= total_steps:
+                    break
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            state["train_time"] += time.perf_counter() - tick
+            results = {split: evaluate_model(model, eval_loader, task, accelerator)
+                       for split, eval_loader in eval_loaders.items()}
+            state["history"].append({
+                "epoch": epoch + 1, "step": step,
+                "train_loss": round((epoch_loss / max(batch_in_epoch, 1)).item(), 6),
+                **results})
+            state.update(epoch=epoch + 1, batch_in_epoch=0, epoch_loss=0.0)
+            if accelerator.is_local_main_process:
+                bar.write(_epoch_line(state["history"][-1], task))
             if step >= total_steps:
                 break
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_time += time.perf_counter() - tick
-        results = {split: evaluate_model(model, loader, task, accelerator)
-                   for split, loader in eval_loaders.items()}
-        history.append({"epoch": epoch + 1, "step": step,
-                        "train_loss": round((epoch_loss / max(epoch_steps, 1)).item(), 6),
-                        **{split: values for split, values in results.items()}})
-        if accelerator.is_local_main_process:
-            bar.write(_epoch_line(history[-1], task))
-        if step >= total_steps:
-            break
     bar.close()
 
+    history = state["history"]
     examples_total = accelerator.reduce(examples, reduction="sum").item()
     tokens_total = accelerator.reduce(tokens, reduction="sum").item()
     unwrapped = accelerator.unwrap_model(model)
@@ -217,14 +319,26 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     digests = gather_object([weights_digest(unwrapped)])
     accelerator.wait_for_everyone()
     return {"metrics": {split: history[-1][split] for split in task.eval_splits},
-            "history": history, "loss_log": loss_log, "steps": step,
-            "epochs_run": round(step / steps_per_epoch, 4), "train_time_s": round(train_time, 3),
+            "history": history, "loss_log": state["loss_log"], "steps": step,
+            "epochs_run": round(step / steps_per_epoch, 4),
+            "train_time_s": round(state["train_time"], 3),
             "train_examples": examples_total, "train_tokens": tokens_total,
             "device": device_description(device), "num_processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
             "peak_memory_mb": round(peak_memory_mb(device), 1),
+            "resumed_from": str(latest) if latest else None,
             "rank_weight_digests": digests,
             "is_main_process": accelerator.is_main_process, "model": unwrapped}
+
+
+def check_finite(loss: float, step: int, last_good: Path | None = None) -> None:
+    """Stop a diverged run with its step and the usual causes, instead of training on NaN."""
+    if not math.isfinite(loss):
+        kept = (f" The last good checkpoint is kept: {last_good}." if last_good else "")
+        raise FloatingPointError(
+            f"the training loss became {loss} at step {step}. Likely causes: a learning rate "
+            "too high for this method (try --lr 10x smaller), or fp16 overflow (try "
+            f"--mixed-precision bf16 or no).{kept}")
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -234,15 +348,6 @@ def weights_digest(model: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.float().numpy().tobytes())
     return digest.hexdigest()
-
-
-def check_finite(loss: float, step: int) -> None:
-    """Stop a diverged run with its step and the usual causes, instead of training on NaN."""
-    if not math.isfinite(loss):
-        raise FloatingPointError(
-            f"the training loss became {loss} at step {step}. Likely causes: a learning rate "
-            "too high for this method (try --lr 10x smaller), or fp16 overflow (try "
-            "--mixed-precision bf16 or no).")
 
 
 @torch.no_grad()
@@ -306,6 +411,7 @@ def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         "peak_memory_mb": result["peak_memory_mb"],
         "device": result["device"], "num_processes": result["num_processes"],
         "rank_weight_digests": result.get("rank_weight_digests", []),
+        "resumed_from": result.get("resumed_from"),
         "mixed_precision": result["mixed_precision"],
         "seed": args.seed, "command": command_line(), "args": asdict(args),
         "versions": library_versions(), "tokenizer_note": run.backbone.tokenizer_note,

@@ -1,0 +1,400 @@
+"""`python -m d2l_utils bench`: the same training job three ways, timed in one process.
+
+1. fixed padding: every example padded to `max_seq_length`, fp32, shuffled batches from a plain
+   `DataLoader` and a minimal AdamW loop (the seeds' way);
+2. hf trainer: `transformers.Trainer` with `DataCollatorWithPadding` and default arguments;
+3. library loop: `train_with_loop` (length-grouped batches, dynamic padding; on a GPU bf16
+   autocast and fused AdamW).
+
+Each way starts from the same seeded model and the same tokenized data, runs a few untimed
+warm-up steps, then `steps` timed optimizer steps. The same hooks measure all three: a forward
+pre-hook counts the examples and real (attention-mask) tokens of each training batch, and a
+global optimizer-step hook takes the time after the last warm-up step and after the last timed
+step. The output is a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal
+
+import psutil
+import torch
+import torch.nn as nn
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
+
+from .arguments import RunArguments
+from .methods import build_model, count_parameters
+from .records import command_line, device_description, library_versions, timestamp
+from .training import PreparedRun, prepare_run, train_with_loop
+
+WAYS = ("fixed_padding", "hf_trainer", "library_loop")
+WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
+              "library_loop": "library loop"}
+# Dense bf16/fp16 tensor-core peaks (FLOP/s) from the vendors' datasheets; first match wins.
+PEAK_FLOPS: tuple[tuple[str, float], ...] = (
+    (r"H100.*PCIe", 756e12), (r"H100", 989e12), (r"H200", 989e12), (r"A100", 312e12),
+    (r"\bT4\b", 65e12), (r"\bL4\b", 121e12),
+)
+_RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunArguments)}
+
+
+def _run_option(name: str, **changes: Any) -> Any:
+    """A field with the default and help of `RunArguments.<name>`, so both stay in step."""
+    source = _RUN_FIELDS[name]
+    options: dict[str, Any] = {"metadata": dict(source.metadata)}
+    if source.default_factory is not dataclasses.MISSING:
+        options["default_factory"] = source.default_factory
+    elif source.default is not dataclasses.MISSING:
+        options["default"] = source.default
+    options.update(changes)
+    return field(**options)
+
+
+class BenchOptionError(ValueError):
+    """An invalid bench option (the CLI exits with code 2)."""
+
+
+def _help(text: str) -> dict[str, Any]:
+    return {"metadata": {"help": text}}
+
+
+@dataclass
+class BenchArguments:
+    """Options of `python -m d2l_utils bench`: the job (as for `train`) and how to time it."""
+
+    task: str = _run_option("task")
+    model: str | None = _run_option("model")
+    method: str = _run_option("method")
+    data_dir: str | None = _run_option("data_dir")
+    tiny: bool = _run_option("tiny")
+    random_init: bool = _run_option("random_init")
+    backend: Literal["peft", "adapters"] | None = _run_option("backend")
+    trainable_layers: int = _run_option("trainable_layers")
+    r: int = _run_option("r")
+    alpha: int = _run_option("alpha")
+    dropout: float = _run_option("dropout")
+    target_modules: list[str] = _run_option("target_modules")
+    prefix_length: int = _run_option("prefix_length")
+    num_virtual_tokens: int = _run_option("num_virtual_tokens")
+    head: Literal["train", "bias", "frozen"] | None = _run_option("head")
+    lr: float | None = _run_option("lr")
+    seed: int = _run_option("seed")
+    group_by_length: bool = _run_option("group_by_length")
+    batch_size: int = field(default=32, **_help("training batch size of every way"))
+    max_seq_length: int = field(default=128, **_help(
+        "truncation length, and the fixed length the fixed-padding way pads to"))
+    steps: int = field(default=30, **_help("timed optimizer steps per way"))
+    warmup_steps: int = field(default=3, **_help("untimed steps per way before the timed ones"))
+    threads: int | None = field(default=None, **_help("torch CPU threads (default: torch's)"))
+    peak_tflops: float | None = field(default=None, **_help(
+        "peak TFLOP/s for FLOP utilization (default: looked up from the GPU name)"))
+    output: str | None = field(default=None, **_help("also append the JSON line to this file"))
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.warmup_steps < 0:
+            raise BenchOptionError(f"--steps must be >= 1 and --warmup-steps >= 0, got "
+                                   f"{self.steps} and {self.warmup_steps}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.steps
+
+    def run_arguments(self) -> RunArguments:
+        """The `RunArguments` of the library way; the other two ways read the same values."""
+        shared = {k: v for k, v in dataclasses.asdict(self).items() if k in _RUN_FIELDS}
+        # The library loop evaluates once after training (untimed): keep that evaluation short.
+        return RunArguments(**shared, max_steps=self.total_steps,
+                            max_eval_samples=2 * self.batch_size, save_model=False,
+                            progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+class PeakMemory:
+    """Peak memory while a block runs: `max_memory_allocated` on a GPU, else the process RSS
+    sampled by a background thread (the RSS includes whatever earlier ways left allocated)."""
+
+    def __init__(self, device: torch.device, interval_s: float = 0.02):
+        self.device, self.interval_s = device, interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while True:
+            self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def megabytes(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+class StepMeter:
+    """Times optimizer steps `warmup + 1 .. warmup + steps` and counts their examples and real
+    tokens, through hooks, so every way is measured by the same code whatever runs the loop.
+
+    Training forward `k` belongs to optimizer step `k` (no gradient accumulation in any way).
+    """
+
+    def __init__(self, model: nn.Module, warmup_steps: int, steps: int, device: torch.device):
+        self.model, self.device = model, device
+        self.first, self.last = warmup_steps, warmup_steps + steps  # timed: (first, last]
+        self.forwards = self.optimizer_steps = 0
+        self.examples = self.padded_tokens = 0
+        self.token_counts: list[torch.Tensor] = []  # summed at the end: no sync per step
+        self.times: dict[int, float] = {}
+        self._handles: list[Any] = []
+
+    def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return  # evaluation
+        self.forwards += 1
+        if self.first < self.forwards <= self.last:
+            input_ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+            self.examples += input_ids.shape[0]
+            self.padded_tokens += input_ids.numel()
+            self.token_counts.append(mask.sum())
+
+    def _on_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        self.optimizer_steps += 1
+        if self.optimizer_steps in (self.first, self.last):
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.times[self.optimizer_steps] = time.perf_counter()
+
+    def __enter__(self) -> "StepMeter":
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._handles = [
+            self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True),
+            register_optimizer_step_post_hook(self._on_step)]
+        if self.first == 0:
+            self.times[0] = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def result(self) -> dict[str, Any]:
+        """Examples, real tokens and seconds of the timed steps, and the rates."""
+        if self.last not in self.times or self.forwards < self.last:
+            raise RuntimeError(f"expected {self.last} training steps, saw {self.optimizer_steps} "
+                               f"optimizer steps and {self.forwards} training forwards")
+        wall = self.times[self.last] - self.times[self.first]
+        tokens = int(torch.stack(self.token_counts).sum().item())
+        return {"examples": self.examples, "tokens": tokens,
+                "padded_tokens": self.padded_tokens,
+                "padding_share": round(1 - tokens / self.padded_tokens, 4),
+                "wall_s": round(wall, 4),
+                "examples_per_s": round(self.examples / wall, 3),
+                "tokens_per_s": round(tokens / wall, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The three ways
+
+
+def train_without_length(run: PreparedRun) -> Dataset:
+    """The tokenized train split without the `length` column, which only the sampler reads."""
+    return run.data["train"].remove_columns("length")
+
+
+def endless(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches from `loader`, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def run_fixed_padding(run: PreparedRun, device: torch.device, total_steps: int) -> None:
+    """The seeds' way: pad to `max_seq_length`, fp32, shuffled batches, a minimal AdamW loop."""
+    args = run.args
+    collate = DataCollatorWithPadding(run.tokenizer, padding="max_length",
+                                      max_length=args.max_seq_length, return_tensors="pt")
+    loader = DataLoader(train_without_length(run), batch_size=args.batch_size, shuffle=True,
+                        collate_fn=collate, generator=torch.Generator().manual_seed(args.seed))
+    model = run.model.to(device).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=args.lr)
+    for _, batch in zip(range(total_steps), endless(loader)):
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int) -> None:
+    """`transformers.Trainer` with `DataCollatorWithPadding` and default `TrainingArguments`."""
+    args = run.args
+    with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir, per_device_train_batch_size=args.batch_size,
+            max_steps=total_steps, learning_rate=args.lr, seed=args.seed, report_to=[],
+            save_strategy="no",
+            # pass every column as the other ways do (peft models do not name token_type_ids)
+            remove_unused_columns=False,
+            disable_tqdm=True)  # cosmetic: no progress bar in the bench output
+        trainer = Trainer(model=run.model, args=training_args,
+                          train_dataset=train_without_length(run),
+                          data_collator=DataCollatorWithPadding(run.tokenizer))
+        trainer.remove_callback(PrinterCallback)  # keep stdout to the table and the JSON
+        trainer.train()
+
+
+def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -> None:
+    """`d2l_utils.training.train_with_loop`: length-grouped batches and dynamic padding (and
+    bf16 autocast with fused AdamW on a GPU). `run.args.max_steps` is `total_steps`."""
+    assert run.args.max_steps == total_steps
+    train_with_loop(run)
+
+
+RUNNERS: dict[str, Callable[[PreparedRun, torch.device, int], None]] = {
+    "fixed_padding": run_fixed_padding, "hf_trainer": run_hf_trainer,
+    "library_loop": run_library_loop}
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def seeded_model(run: PreparedRun) -> nn.Module:
+    """A fresh model for one way; the same seed gives every way the same initial weights."""
+    set_seed(run.args.seed)
+    return build_model(run.backbone, run.task, run.method)
+
+
+def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
+    """Peak FLOP/s: the `--peak-tflops` option, else the known peak of this GPU, else None."""
+    if peak_tflops is not None:
+        return peak_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for pattern, peak in PEAK_FLOPS if re.search(pattern, name)), None)
+
+
+def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
+                device: torch.device) -> dict[str, Any]:
+    """Train one way on a fresh seeded model and return its measurements."""
+    way_run = dataclasses.replace(run, model=seeded_model(run))
+    with PeakMemory(device) as memory, StepMeter(way_run.model, bench.warmup_steps,
+                                                 bench.steps, device) as meter:
+        RUNNERS[name](way_run, device, bench.total_steps)
+    result = meter.result()
+    result["peak_memory_mb"] = round(memory.megabytes, 1)
+    del way_run
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | None) -> None:
+    """Model FLOP utilization, 6 x parameters x real tokens / time / peak, for every way.
+
+    6N per token counts the weight gradients of frozen parameters too, so for parameter-
+    efficient methods it overstates the work; it is the usual convention all the same."""
+    if peak is None:
+        return
+    for result in ways.values():
+        result["mfu"] = round(6 * num_params * result["tokens_per_s"] / peak, 5)
+
+
+def bench(args: BenchArguments) -> dict[str, Any]:
+    """Run the three ways and return the report (the JSON line's content)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = prepare_run(args.run_arguments())  # data and tokenizer, shared by all ways
+    params = count_parameters(run.model)
+    run.model = None  # type: ignore[assignment]  # each way builds its own seeded copy
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_single_epoch(run, args)
+    ways = {name: measure_way(name, run, args, device) for name in WAYS}
+    peak = peak_flops(device, args.peak_tflops)
+    add_flop_utilization(ways, params["total"], peak)
+    library = ways["library_loop"]["examples_per_s"]
+    return {
+        "model": run.args.model, "task": run.task.name, "method": run.method.name,
+        "steps": args.steps, "warmup_steps": args.warmup_steps, "batch_size": args.batch_size,
+        "max_seq_length": args.max_seq_length, "seed": args.seed, "lr": run.args.lr,
+        "train_examples": len(run.data["train"]), "device": device_description(device),
+        "torch_threads": torch.get_num_threads(), "params": params, "peak_flops": peak,
+        **ways,
+        "ratio_vs_fixed_padding": round(library / ways["fixed_padding"]["examples_per_s"], 6),
+        "ratio_vs_hf_trainer": round(library / ways["hf_trainer"]["examples_per_s"], 6),
+        "command": command_line(), "versions": library_versions(),
+        "finished_at": timestamp(),
+    }
+
+
+def check_single_epoch(run: PreparedRun, args: BenchArguments) -> None:
+    """Warn when the steps run past one epoch: the library loop then evaluates between epochs,
+    inside the timed window."""
+    examples = len(run.data["train"])
+    if args.total_steps * args.batch_size > examples:
+        print(f"warning: {args.total_steps} steps x batch {args.batch_size} is more than one "
+              f"epoch ({examples} examples); the library loop's evaluation between epochs is "
+              "timed too", file=sys.stderr)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The three ways side by side, and the library loop's speed-ups."""
+    mfu = report["peak_flops"] is not None
+    header = (f"{'way':15s} {'examples/s':>11s} {'tokens/s':>10s} {'padding':>8s} "
+              f"{'peak MB':>9s} {'wall s':>8s}" + (f" {'MFU':>7s}" if mfu else ""))
+    lines = [f"bench: {report['task']} | {report['method']} | {report['model']} | "
+             f"{report['steps']} steps x batch {report['batch_size']} (after "
+             f"{report['warmup_steps']} warm-up steps) | {report['device']}", header]
+    for name in WAYS:
+        way = report[name]
+        lines.append(f"{WAY_TITLES[name]:15s} {way['examples_per_s']:11.2f} "
+                     f"{way['tokens_per_s']:10.1f} {way['padding_share']:8.1%} "
+                     f"{way['peak_memory_mb']:9.1f} {way['wall_s']:8.2f}"
+                     + (f" {way['mfu']:7.2%}" if mfu else ""))
+    lines.append(f"library loop: {report['ratio_vs_fixed_padding']:.2f}x fixed padding, "
+                 f"{report['ratio_vs_hf_trainer']:.2f}x hf trainer (examples/s)")
+    return "\n".join(lines)
+
+
+def run_bench(args: BenchArguments) -> dict[str, Any]:
+    """Benchmark, print the table and then the JSON line (and append it to `--output`)."""
+    report = bench(args)
+    line = json.dumps(report)
+    print(format_table(report))
+    print(line, flush=True)
+    if args.output:
+        with open(args.output, "a") as file:
+            file.write(line + "\n")
+    return report

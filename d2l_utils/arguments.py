@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .backbones import LR_SCALE
 from .methods import METHODS, MethodConfig, method_config
 from .tasks import TASKS, TaskSpec, get_task
 
@@ -67,7 +68,8 @@ class RunArguments:
     max_steps: int | None = field(default=None, **_opt("stop after this many optimizer steps"))
     batch_size: int | None = field(default=None, **_opt("training batch size (32; tiny 8)"))
     eval_batch_size: int | None = field(default=None, **_opt("default: 2 x batch size"))
-    lr: float | None = field(default=None, **_opt("peak learning rate (default per method)"))
+    lr: float | None = field(default=None, **_opt(
+        "peak learning rate (default: per method, x5 for small backbones such as minilm-l6)"))
     warmup_ratio: float = field(default=0.1, **_opt("share of steps with linear warmup"))
     weight_decay: float = field(default=0.01, **_opt("AdamW weight decay (not on biases/LN)"))
     adam_epsilon: float = field(default=1e-6, **_opt("AdamW epsilon"))
@@ -109,7 +111,7 @@ class RunArguments:
             if values.get(key) is None:
                 values[key] = default
         if values["lr"] is None:
-            values["lr"] = METHODS[self.method].default_lr
+            values["lr"] = METHODS[self.method].default_lr * LR_SCALE.get(values["model"], 1.0)
         if values["backend"] is None:
             values["backend"] = self.method_config().backend
         if values["eval_batch_size"] is None:

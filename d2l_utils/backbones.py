@@ -25,6 +25,10 @@ CONFIG_DIR = Path(__file__).with_name("configs")
 SHIPPED_CONFIGS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 ALIASES = ("minilm-l6", "tiny-bert")
 RANDOM_ONLY = ("tiny-bert",)  # no pretrained weights exist for these
+# Default learning rates are tuned for BERT-base; small encoders want larger steps (Turc et al.,
+# 2019, fine-tune their small BERTs with rates up to 1e-4). Measured on real SST-2 with MiniLM:
+# full fine-tuning, 4,000 examples, 1 epoch reached 0.75 at 2e-5 and 0.82-0.85 at 1e-4.
+LR_SCALE = {"minilm-l6": 5.0, "tiny-bert": 5.0}
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,10 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
         per_device_eval_batch_size=args.eval_batch_size, learning_rate=args.lr,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
         adam_epsilon=args.adam_epsilon, max_grad_norm=args.max_grad_norm, seed=args.seed,
-        eval_strategy="epoch", save_strategy="no", logging_steps=args.log_every,
+        eval_strategy="epoch", logging_steps=args.log_every,
+        save_strategy="steps" if args.save_every_steps else "no",
+        save_steps=args.save_every_steps or 500, save_total_limit=args.keep_checkpoints,
+        save_only_model=False,
         report_to=[], bf16=precision == "bf16", fp16=precision == "fp16",
         group_by_length=args.group_by_length, length_column_name="length",
         # keep token_type_ids: peft's forward does not name them, so the Trainer would drop them
@@ -39,7 +43,10 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
     trainer = Trainer(model=run.model, args=training_args, train_dataset=run.data["train"],
                       eval_dataset={split: run.data[split] for split in task.eval_splits},
                       data_collator=make_collator(run.tokenizer), compute_metrics=metrics)
-    output = trainer.train()
+    # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
+    has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
+    resumed = bool(args.resume and has_checkpoint)
+    output = trainer.train(resume_from_checkpoint=resumed or None)
     logs = trainer.state.log_history
     history, loss_log = [], []
     for entry in logs:
@@ -60,9 +67,10 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
             "history": history, "loss_log": loss_log, "steps": trainer.state.global_step,
             "epochs_run": round(trainer.state.epoch, 4),
             "train_time_s": round(output.metrics["train_runtime"], 3),
-            "train_examples": round(output.metrics["train_samples_per_second"]
-                                    * output.metrics["train_runtime"]),
-            "train_tokens": round(train_tokens),
+            # after a resume the Trainer's rates mix old and new steps: report none
+            "train_examples": None if resumed else round(
+                output.metrics["train_samples_per_second"] * output.metrics["train_runtime"]),
+            "train_tokens": None if resumed else round(train_tokens),
             "device": device_description(device),
             "num_processes": trainer.args.world_size, "mixed_precision": precision,
             "peak_memory_mb": round(peak_memory_mb(device), 1),

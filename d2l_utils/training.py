@@ -406,8 +406,8 @@ def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         "method_config": run.method.to_dict(),
         "steps": result["steps"], "epochs_run": result["epochs_run"],
         "wall_time_s": result["wall_time_s"], "train_time_s": result["train_time_s"],
-        "train_examples_per_s": round(result["train_examples"] / train_time, 2),
-        "train_tokens_per_s": round(result["train_tokens"] / train_time, 1),
+        "train_examples_per_s": _rate(result["train_examples"], train_time),
+        "train_tokens_per_s": _rate(result["train_tokens"], train_time),
         "peak_memory_mb": result["peak_memory_mb"],
         "device": result["device"], "num_processes": result["num_processes"],
         "rank_weight_digests": result.get("rank_weight_digests", []),
@@ -419,6 +419,10 @@ def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rate(count: int | None, seconds: float) -> float | None:
+    return None if count is None else round(count / seconds, 2)
+
+
 def summary_line(record: dict[str, Any]) -> str:
     """One line that says what ran and how well, for the end of a run."""
     main = record["main_metric"]
@@ -427,6 +431,6 @@ def summary_line(record: dict[str, Any]) -> str:
     return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
             f"{main['name']}={main['value']:.4f} | trainable {params['trainable']:,} of "
             f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "
-            f"{record['wall_time_s']:.1f} s, {record['train_examples_per_s']:.1f} ex/s | "
+            f"{record['wall_time_s']:.1f} s, {record['train_examples_per_s'] or 0:.1f} ex/s | "
             f"record: {record['args']['output_dir']}/record.json{tag}")
 

@@ -17,8 +17,9 @@ from .tasks import TASKS, TaskSpec, get_task
 PROFILES: dict[str, dict] = {
     # a few seconds on a laptop CPU, offline: the built-in fixtures and a 2-layer random BERT
     "tiny": {"model": "tiny-bert", "epochs": 2.0, "batch_size": 8, "max_seq_length": 64},
-    # the real thing: hub data and bert-base-uncased, the recipe of the BERT paper
-    "real": {"model": "bert-base-uncased", "epochs": 3.0, "batch_size": 32,
+    # the real thing: hub data and bert-base-uncased; batch 16 and 3 epochs are in the BERT
+    # paper grid (on real SST-2 with MiniLM, batch 16 beat 32 for the same epoch: 0.846 vs 0.825)
+    "real": {"model": "bert-base-uncased", "epochs": 3.0, "batch_size": 16,
              "max_seq_length": 128},
 }
 
@@ -66,7 +67,7 @@ class RunArguments:
         "loop: the library's PyTorch loop; hf: the transformers Trainer"))
     epochs: float | None = field(default=None, **_opt("training epochs (3; tiny 2)"))
     max_steps: int | None = field(default=None, **_opt("stop after this many optimizer steps"))
-    batch_size: int | None = field(default=None, **_opt("training batch size (32; tiny 8)"))
+    batch_size: int | None = field(default=None, **_opt("training batch size (16; tiny 8)"))
     eval_batch_size: int | None = field(default=None, **_opt("default: 2 x batch size"))
     lr: float | None = field(default=None, **_opt(
         "peak learning rate (default: per method, x5 for small backbones such as minilm-l6)"))

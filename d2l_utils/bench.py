@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
 import re
 import sys
 import tempfile
@@ -206,6 +207,7 @@ class StepMeter:
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
+        self.model = None  # type: ignore[assignment]  # let the caller free it
 
     def result(self) -> dict[str, Any]:
         """Examples, real tokens and seconds of the timed steps, and the rates."""
@@ -217,7 +219,7 @@ class StepMeter:
         return {"examples": self.examples, "tokens": tokens,
                 "padded_tokens": self.padded_tokens,
                 "padding_share": round(1 - tokens / self.padded_tokens, 4),
-                "wall_s": round(wall, 4),
+                "wall_s": round(wall, 6),
                 "examples_per_s": round(self.examples / wall, 3),
                 "tokens_per_s": round(tokens / wall, 1)}
 
@@ -308,17 +310,15 @@ def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
 def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
                 device: torch.device) -> dict[str, Any]:
     """Train one way on a fresh seeded model and return its measurements."""
-    way_run = dataclasses.replace(run, model=seeded_model(run))
-    with PeakMemory(device) as memory, StepMeter(way_run.model, bench.warmup_steps,
-                                                 bench.steps, device) as meter:
-        RUNNERS[name](way_run, device, bench.total_steps)
-    result = meter.result()
-    result["peak_memory_mb"] = round(memory.megabytes, 1)
-    del way_run
+    model = seeded_model(run)
+    with PeakMemory(device) as memory, StepMeter(model, bench.warmup_steps, bench.steps,
+                                                 device) as meter:
+        RUNNERS[name](dataclasses.replace(run, model=model), device, bench.total_steps)
+    del model  # free it before the next way starts, so that way's peak memory is its own
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return result
+    return {**meter.result(), "peak_memory_mb": round(memory.megabytes, 1)}
 
 
 def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | None) -> None:
@@ -341,6 +341,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
     run.model = None  # type: ignore[assignment]  # each way builds its own seeded copy
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     check_single_epoch(run, args)
+    load_before = os.getloadavg()[0]  # other processes on the machine skew CPU timings
     ways = {name: measure_way(name, run, args, device) for name in WAYS}
     peak = peak_flops(device, args.peak_tflops)
     add_flop_utilization(ways, params["total"], peak)
@@ -348,9 +349,12 @@ def bench(args: BenchArguments) -> dict[str, Any]:
     return {
         "model": run.args.model, "task": run.task.name, "method": run.method.name,
         "steps": args.steps, "warmup_steps": args.warmup_steps, "batch_size": args.batch_size,
-        "max_seq_length": args.max_seq_length, "seed": args.seed, "lr": run.args.lr,
+        "max_seq_length": args.max_seq_length, "group_by_length": args.group_by_length,
+        "seed": args.seed, "lr": run.args.lr,
         "train_examples": len(run.data["train"]), "device": device_description(device),
-        "torch_threads": torch.get_num_threads(), "params": params, "peak_flops": peak,
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
+        "params": params, "peak_flops": peak,
         **ways,
         "ratio_vs_fixed_padding": round(library / ways["fixed_padding"]["examples_per_s"], 6),
         "ratio_vs_hf_trainer": round(library / ways["hf_trainer"]["examples_per_s"], 6),

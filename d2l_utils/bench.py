@@ -51,7 +51,7 @@ PEAK_FLOPS: tuple[tuple[str, float], ...] = (
 _RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunArguments)}
 
 
-def _run_option(name: str, **changes: Any) -> Any:
+def _run_option(name: str) -> Any:
     """A field with the default and help of `RunArguments.<name>`, so both stay in step."""
     source = _RUN_FIELDS[name]
     options: dict[str, Any] = {"metadata": dict(source.metadata)}
@@ -59,7 +59,6 @@ def _run_option(name: str, **changes: Any) -> Any:
         options["default_factory"] = source.default_factory
     elif source.default is not dataclasses.MISSING:
         options["default"] = source.default
-    options.update(changes)
     return field(**options)
 
 
@@ -279,7 +278,9 @@ def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -
     """`d2l_utils.training.train_with_loop`: length-grouped batches and dynamic padding (and
     bf16 autocast with fused AdamW on a GPU). `run.args.max_steps` is `total_steps`."""
     assert run.args.max_steps == total_steps
-    train_with_loop(run)
+    with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:  # nothing in runs/
+        train_with_loop(dataclasses.replace(
+            run, args=dataclasses.replace(run.args, output_dir=output_dir)))
 
 
 RUNNERS: dict[str, Callable[[PreparedRun, torch.device, int], None]] = {

@@ -100,7 +100,7 @@ def _hub_hint(name: str) -> str:
             f"or pass a local folder saved with save_pretrained().")
 
 
-def _from_source(loader, source: str, **kwargs):
+def from_source(loader, source: str, **kwargs):
     """Call `loader.from_pretrained`, trying the local cache first so that offline fails fast."""
     if os.path.isdir(source):
         return loader.from_pretrained(source, **kwargs)
@@ -130,14 +130,14 @@ def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
         values = json.loads(Path(backbone.config_source).read_text())
         model_type = values.pop("model_type")
         return AutoConfig.for_model(model_type, **values, **labels)
-    return _from_source(AutoConfig, backbone.config_source, **labels)
+    return from_source(AutoConfig, backbone.config_source, **labels)
 
 
 def load_tokenizer(backbone: Backbone, config: PretrainedConfig) -> PreTrainedTokenizerBase:
     """The backbone's fast tokenizer, emitting only the inputs the architecture understands."""
     if backbone.tokenizer_note:
         log.warning(backbone.tokenizer_note)
-    tokenizer = _from_source(AutoTokenizer, backbone.tokenizer_source)
+    tokenizer = from_source(AutoTokenizer, backbone.tokenizer_source)
     uses_segments = getattr(config, "type_vocab_size", 0) > 1
     if not uses_segments and "token_type_ids" in tokenizer.model_input_names:
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names

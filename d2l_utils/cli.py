@@ -1,4 +1,4 @@
-"""Command line: `python -m d2l_utils {train,evaluate,params} ...` (`--help` on each)."""
+"""Command line: `python -m d2l_utils {train,evaluate,params,bench} ...` (`--help` on each)."""
 
 from __future__ import annotations
 

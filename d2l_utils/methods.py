@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch.nn as nn
 
-from .backbones import Backbone, _from_source, load_config
+from .backbones import Backbone, from_source, load_config
 from .tasks import TaskSpec
 
 HeadMode = Literal["train", "bias", "frozen"]
@@ -182,7 +182,7 @@ def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.
     else:
         from transformers import AutoModelForSequenceClassification as Auto
 
-        model = (_from_source(Auto, backbone.weights_source, config=model_config)
+        model = (from_source(Auto, backbone.weights_source, config=model_config)
                  if backbone.pretrained else Auto.from_config(model_config))
     model = APPLY[config.name](model, config)
     _set_head_mode(model, config.head_mode)
@@ -193,7 +193,7 @@ def _adapters_model(backbone: Backbone, model_config, task: TaskSpec) -> nn.Modu
     """The `adapters` model with its classification head (2 layers, as in the MNLI seed)."""
     from adapters import AutoAdapterModel
 
-    model = (_from_source(AutoAdapterModel, backbone.weights_source, config=model_config)
+    model = (from_source(AutoAdapterModel, backbone.weights_source, config=model_config)
              if backbone.pretrained else AutoAdapterModel.from_config(model_config))
     model.add_classification_head(task.name, num_labels=task.num_labels, layers=2,
                                   id2label=model_config.id2label if task.num_labels > 1 else None,

@@ -76,3 +76,23 @@ def load_record(path: str | os.PathLike) -> dict[str, Any]:
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# Real-run records kept in the repository, with their provenance (results/README.md says how each
+# was made). Chapters and the book read results from here, never from a tiny smoke run.
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results" / "records"
+
+
+def committed_records(pattern: str = "*", results_dir: str | os.PathLike | None = None
+                      ) -> list[dict[str, Any]]:
+    """The committed real-run records whose file name matches `pattern` (sorted by name).
+
+    Each record gains a `record_file` key naming the file it came from.
+    """
+    folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    records = []
+    for path in sorted(folder.glob(f"{pattern}.json")):
+        record = json.loads(path.read_text())
+        record["record_file"] = path.name
+        records.append(record)
+    return records

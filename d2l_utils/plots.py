@@ -1,0 +1,111 @@
+"""Figures and tables drawn from run records: training curves, parameter tables, comparisons.
+
+Every figure takes records (the dicts `train` returns and writes as `record.json`), so a chapter's
+own run and the committed real runs are drawn the same way. Titles carry the provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .notebook import result_label
+
+
+def run_label(record: dict[str, Any]) -> str:
+    """method (+ the option that distinguishes it, such as the LoRA rank)."""
+    method = record.get("method", "?")
+    config = record.get("method_config", {})
+    if method == "lora" and "r" in config:
+        return f"lora r={config['r']}"
+    return method
+
+
+def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
+                  title: str | None = None) -> plt.Figure:
+    """Training loss by step (left) and the main dev metric by epoch (right), one line a run."""
+    labels = list(labels) if labels else [run_label(r) for r in records]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for record, label in zip(records, labels):
+        steps, losses = zip(*record["loss_log"]) if record.get("loss_log") else ((), ())
+        if not steps:  # short runs log only per epoch
+            steps = [h["step"] for h in record["history"]]
+            losses = [h["train_loss"] for h in record["history"]]
+        ax_loss.plot(steps, losses, marker="." if len(steps) < 20 else None, label=label)
+        main = record["main_metric"]
+        xs = [h["epoch"] for h in record["history"]]
+        ys = [h[main["split"]][main["name"]] for h in record["history"]]
+        ax_metric.plot(xs, ys, marker="o", label=label)
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="training loss")
+    if records:
+        main = records[0]["main_metric"]
+        ax_metric.set(xlabel="epoch", ylabel=main["name"], title=f"{main['split']} {main['name']}")
+    ax_metric.legend(fontsize=8)
+    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _provenance_title(records: Sequence[dict[str, Any]]) -> str:
+    labels = sorted({result_label(r) for r in records})
+    return labels[0] if len(labels) == 1 else f"{len(records)} runs: " + "; ".join(labels[:2])
+
+
+def params_table(counts: dict[str, dict[str, Any]],
+                 expected: dict[str, int] | None = None) -> pd.DataFrame:
+    """One row per method: trainable, method and head parameters, share of the total.
+
+    `counts` maps a row name to `count_parameters(model)`; `expected` (optional) adds the seed's
+    number and whether the library reproduces it.
+    """
+    rows = []
+    for name, c in counts.items():
+        row = {"method": name, "trainable": c["trainable"], "method params": c["method_params"],
+               "head params": c["head_params"], "total": c["total"],
+               "trainable %": round(c["trainable_percent"], 3)}
+        if expected is not None and name in expected:
+            row["seed reports"] = expected[name]
+            row["match"] = "yes" if expected[name] == c["trainable"] else "NO"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The comparison table: metric, trainable parameters, time, throughput and memory a run."""
+    rows = []
+    for r in records:
+        main = r["main_metric"]
+        rows.append({
+            "task": r["task"], "method": run_label(r), "model": r["model"],
+            "metric": f"{main['split']} {main['name']}", "value": round(main["value"], 4),
+            "trainable": r["params"]["trainable"],
+            "trainable %": round(r["params"]["trainable_percent"], 3),
+            "train examples": r["data"]["train_examples"], "epochs": r.get("epochs_run"),
+            "wall time s": round(r["wall_time_s"], 1),
+            "train ex/s": r.get("train_examples_per_s"),
+            "peak MB": round(r["peak_memory_mb"]) if r.get("peak_memory_mb") else None,
+            "device": r.get("device"), "profile": r.get("profile"),
+        })
+    return pd.DataFrame(rows)
+
+
+def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
+    """Metric against trainable parameters (log scale), one panel per task, a point per method."""
+    table = records_table(records)
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = table[table["task"] == task]
+        ax.scatter(rows["trainable"], rows["value"], s=40)
+        for _, row in rows.iterrows():
+            ax.annotate(row["method"], (row["trainable"], row["value"]), fontsize=8,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set(xlabel="trainable parameters (log)", ylabel=rows["metric"].iloc[0], title=task)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.tight_layout()
+    return fig

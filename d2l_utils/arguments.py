@@ -72,6 +72,8 @@ class RunArguments:
     lr: float | None = field(default=None, **_opt(
         "peak learning rate (default: per method, x5 for small backbones such as minilm-l6)"))
     warmup_ratio: float = field(default=0.1, **_opt("share of steps with linear warmup"))
+    warmup_steps: int | None = field(default=None, **_opt(
+        "linear warmup over this many steps (overrides --warmup-ratio)"))
     weight_decay: float = field(default=0.01, **_opt("AdamW weight decay (not on biases/LN)"))
     adam_epsilon: float = field(default=1e-6, **_opt("AdamW epsilon"))
     max_grad_norm: float = field(default=1.0, **_opt("gradient clipping (0 disables)"))
@@ -81,6 +83,8 @@ class RunArguments:
         "batch examples of similar length together (less padding)"))
     seed: int = field(default=42, **_opt("seed for initialisation, data order and dropout"))
     output_dir: str | None = field(default=None, **_opt("default: runs/TASK-METHOD-MODEL"))
+    eval_every_steps: int | None = field(default=None, **_opt(
+        "also evaluate every N optimizer steps (for curves; the time is not counted as training)"))
     log_every: int = field(default=20, **_opt("steps between loss log entries"))
     save_model: bool = field(default=True, **_opt("save trainable weights (safetensors)"))
     save_every_steps: int | None = field(default=None, **_opt(
@@ -100,6 +104,12 @@ class RunArguments:
     @property
     def task_spec(self) -> TaskSpec:
         return get_task(self.task)
+
+    def num_warmup_steps(self, total_steps: int) -> int:
+        """Warmup length: `warmup_steps` when given, else `warmup_ratio` of the run."""
+        if self.warmup_steps is not None:
+            return min(self.warmup_steps, total_steps)
+        return round(self.warmup_ratio * total_steps)
 
     def method_config(self) -> MethodConfig:
         """The method's config object (validated) built from the relevant options."""

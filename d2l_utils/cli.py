@@ -45,14 +45,12 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 def cmd_params(argv: list[str]) -> int:
     """Build the model (random weights: counts do not depend on them) and print its counts."""
-    from .backbones import resolve_backbone
-    from .methods import build_model, count_parameters
+    from .methods import parameter_counts
 
     args = _parse(RunArguments, argv, "params").resolved()
-    model = build_model(resolve_backbone(args.model, random_init=True), args.task_spec,
-                        args.method_config())
     print(json.dumps({"model": args.model, "task": args.task,
-                      **args.method_config().to_dict(), **count_parameters(model)}))
+                      **args.method_config().to_dict(),
+                      **parameter_counts(args.model, args.task_spec, args.method_config())}))
     return 0
 
 

@@ -9,11 +9,11 @@ the method's own and the head's, as the chapters' tables report them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch.nn as nn
 
-from .backbones import Backbone, from_source, load_config
+from .backbones import Backbone, from_source, load_config, resolve_backbone
 from .tasks import TaskSpec
 
 HeadMode = Literal["train", "bias", "frozen"]
@@ -352,3 +352,15 @@ def count_parameters(model: nn.Module) -> dict[str, int | float]:
 
 __all__ = ["METHODS", "MethodConfig", "MethodError", "build_model", "count_parameters",
            "method_config", "encoder_layers"]
+
+
+def parameter_counts(model: str, task: TaskSpec | str, config: MethodConfig) -> dict[str, Any]:
+    """`count_parameters` of `model` (a backbone name) with `config` applied, without weights.
+
+    The architecture alone fixes the counts, so the model is built with random weights from its
+    config: no download, and the numbers are exact for the pretrained model too.
+    """
+    from .tasks import get_task
+
+    task = get_task(task) if isinstance(task, str) else task
+    return count_parameters(build_model(resolve_backbone(model, random_init=True), task, config))

@@ -24,25 +24,33 @@ def run_label(record: dict[str, Any]) -> str:
     return method
 
 
+def metric_curve(record: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """(steps, values) of the main dev metric: mid-epoch evaluations and epoch ends, by step."""
+    main = record["main_metric"]
+    points = {e["step"]: e[main["split"]][main["name"]] for e in record.get("eval_log", [])}
+    points.update({h["step"]: h[main["split"]][main["name"]] for h in record["history"]})
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
 def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
                   title: str | None = None) -> plt.Figure:
-    """Training loss by step (left) and the main dev metric by epoch (right), one line a run."""
+    """Training loss (left) and the main dev metric (right) against optimizer steps, a line a run."""
     labels = list(labels) if labels else [run_label(r) for r in records]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
     for record, label in zip(records, labels):
         steps, losses = zip(*record["loss_log"]) if record.get("loss_log") else ((), ())
-        if not steps:  # short runs log only per epoch
-            steps = [h["step"] for h in record["history"]]
-            losses = [h["train_loss"] for h in record["history"]]
+        if len(steps) < 2:  # short runs: fall back to the per-epoch mean loss, where logged
+            epochs = [h for h in record["history"] if "train_loss" in h]
+            steps, losses = [h["step"] for h in epochs], [h["train_loss"] for h in epochs]
         ax_loss.plot(steps, losses, marker="." if len(steps) < 20 else None, label=label)
-        main = record["main_metric"]
-        xs = [h["epoch"] for h in record["history"]]
-        ys = [h[main["split"]][main["name"]] for h in record["history"]]
-        ax_metric.plot(xs, ys, marker="o", label=label)
+        xs, ys = metric_curve(record)
+        ax_metric.plot(xs, ys, marker="o", markersize=3, label=label)
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="training loss")
     if records:
         main = records[0]["main_metric"]
-        ax_metric.set(xlabel="epoch", ylabel=main["name"], title=f"{main['split']} {main['name']}")
+        ax_metric.set(xlabel="optimizer step", ylabel=main["name"],
+                      title=f"{main['split']} {main['name']}")
     ax_metric.legend(fontsize=8)
     fig.suptitle(title or _provenance_title(records), fontsize=9)
     fig.tight_layout()
@@ -55,11 +63,12 @@ def _provenance_title(records: Sequence[dict[str, Any]]) -> str:
 
 
 def params_table(counts: dict[str, dict[str, Any]],
-                 expected: dict[str, int] | None = None) -> pd.DataFrame:
+                 expected: dict[str, int | tuple[int, str]] | None = None) -> pd.DataFrame:
     """One row per method: trainable, method and head parameters, share of the total.
 
-    `counts` maps a row name to `count_parameters(model)`; `expected` (optional) adds the seed's
-    number and whether the library reproduces it.
+    `counts` maps a row name to `count_parameters(model)`. `expected` (optional) adds the number a
+    source reports and whether the library reproduces it: an int is compared with `trainable`,
+    `(value, key)` with another count, e.g. `(294_912, "method_params")` for LoRA matrices only.
     """
     rows = []
     for name, c in counts.items():
@@ -67,8 +76,10 @@ def params_table(counts: dict[str, dict[str, Any]],
                "head params": c["head_params"], "total": c["total"],
                "trainable %": round(c["trainable_percent"], 3)}
         if expected is not None and name in expected:
-            row["seed reports"] = expected[name]
-            row["match"] = "yes" if expected[name] == c["trainable"] else "NO"
+            value, key = expected[name] if isinstance(expected[name], tuple) else (
+                expected[name], "trainable")
+            row["seed reports"] = f"{value:,} ({key.replace('_', ' ')})"
+            row["match"] = "yes" if c[key] == value else "NO"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
@@ -81,6 +92,9 @@ def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         rows.append({
             "task": r["task"], "method": run_label(r), "model": r["model"],
             "metric": f"{main['split']} {main['name']}", "value": round(main["value"], 4),
+            "all metrics": "; ".join(
+                f"{split}: " + " ".join(f"{k}={v:.3f}" for k, v in values.items() if k != "loss")
+                for split, values in r["metrics"].items()),
             "trainable": r["params"]["trainable"],
             "trainable %": round(r["params"]["trainable_percent"], 3),
             "train examples": r["data"]["train_examples"], "epochs": r.get("epochs_run"),
@@ -106,6 +120,27 @@ def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None)
         ax.set_xscale("log")
         ax.set(xlabel="trainable parameters (log)", ylabel=rows["metric"].iloc[0], title=task)
         ax.grid(alpha=0.3)
+    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
+    """LoRA: the main metric against the rank r (log scale), one line per task."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    by_task: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        if r.get("method") == "lora":
+            by_task.setdefault(r["task"], []).append((r["method_config"]["r"],
+                                                      r["main_metric"]["value"]))
+    for task, points in by_task.items():
+        points.sort()
+        name = next(r["main_metric"]["name"] for r in records if r["task"] == task)
+        ax.plot(*zip(*points), marker="o", label=f"{task} ({name})")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="LoRA rank r", ylabel="dev metric", title="LoRA rank sweep")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.suptitle(title or _provenance_title(records), fontsize=9)
     fig.tight_layout()
     return fig

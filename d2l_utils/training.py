@@ -196,7 +196,8 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
                                       collate_fn=collate) for split in task.eval_splits}
     optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
-                                  eps=args.adam_epsilon, fused=device.type == "cuda")
+                                  eps=args.adam_epsilon,
+                                  fused=device.type in ("cuda", "cpu"))  # one kernel, not a loop
     model, optimizer, train_loader = accelerator.prepare(run.model, optimizer, train_loader)
     eval_loaders = {k: accelerator.prepare(v) for k, v in eval_loaders.items()}
 
@@ -206,7 +207,7 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     # The scheduler is stepped by hand once per optimizer step (not prepared by accelerate,
     # which would step it once per process).
     scheduler = get_linear_schedule_with_warmup(
-        optimizer, num_warmup_steps=round(args.warmup_ratio * total_steps),
+        optimizer, num_warmup_steps=args.num_warmup_steps(total_steps),
         num_training_steps=total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     include_frozen = not run.backbone.pretrained
@@ -215,12 +216,13 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "train_time": 0.0,
                              "examples": 0, "tokens": 0, "window_loss": 0.0,
                              "window_start": 0, "epoch_loss": 0.0, "history": [],
-                             "loss_log": []}
+                             "loss_log": [], "eval_log": []}
     latest = latest_checkpoint(args.output_dir) if args.resume else None
     if latest is not None:
         _check_resumable(load_run_args(latest), run_args, latest)
         state = load_checkpoint(latest, accelerator.unwrap_model(model), optimizer, scheduler,
                                 accelerator.scaler)
+        state.setdefault("eval_log", [])
         if accelerator.is_local_main_process:
             print(f"resuming from {latest} (step {state['step']} of {total_steps})", flush=True)
     elif args.resume and accelerator.is_local_main_process:
@@ -293,6 +295,15 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
                     raise TrainingInterrupted(
                         f"interrupted at step {step}; checkpoint saved in {saved}. Resume with:"
                         f"\n  {command_line()} --resume")
+                if (args.eval_every_steps and step % args.eval_every_steps == 0
+                        and batch_in_epoch < steps_per_epoch and step < total_steps):
+                    paused = time.perf_counter()  # evaluation time is not training time
+                    state["eval_log"].append({
+                        "step": step, "epoch": round(epoch + batch_in_epoch / steps_per_epoch, 4),
+                        **{split: evaluate_model(model, eval_loader, task, accelerator)
+                           for split, eval_loader in eval_loaders.items()}})
+                    model.train()
+                    tick += time.perf_counter() - paused
                 if step >= total_steps:
                     break
             if device.type == "cuda":
@@ -301,7 +312,7 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
             results = {split: evaluate_model(model, eval_loader, task, accelerator)
                        for split, eval_loader in eval_loaders.items()}
             state["history"].append({
-                "epoch": epoch + 1, "step": step,
+                "epoch": round(step / steps_per_epoch, 4), "step": step,
                 "train_loss": round((epoch_loss / max(batch_in_epoch, 1)).item(), 6),
                 **results})
             state.update(epoch=epoch + 1, batch_in_epoch=0, epoch_loss=0.0)
@@ -319,7 +330,8 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
     digests = gather_object([weights_digest(unwrapped)])
     accelerator.wait_for_everyone()
     return {"metrics": {split: history[-1][split] for split in task.eval_splits},
-            "history": history, "loss_log": state["loss_log"], "steps": step,
+            "history": history, "loss_log": state["loss_log"], "eval_log": state["eval_log"],
+            "steps": step,
             "epochs_run": round(step / steps_per_epoch, 4),
             "train_time_s": round(state["train_time"], 3),
             "train_examples": examples_total, "train_tokens": tokens_total,
@@ -402,6 +414,7 @@ def build_record(run: PreparedRun, result: dict[str, Any]) -> dict[str, Any]:
         "metrics": result["metrics"],
         "history": result["history"],
         "loss_log": result["loss_log"],
+        "eval_log": result.get("eval_log", []),
         "params": run.params,
         "method_config": run.method.to_dict(),
         "steps": result["steps"], "epochs_run": result["epochs_run"],

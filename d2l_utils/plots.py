@@ -144,3 +144,28 @@ def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None)
     fig.suptitle(title or _provenance_title(records), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+COST_COLUMNS = {"train ex/s": "training examples / s", "peak MB": "peak memory (MB)",
+                "wall time s": "wall time (s)"}
+
+
+def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
+    """What each method costs: throughput, peak memory and wall time, bars per method and task."""
+    table = records_table(records)
+    methods = list(dict.fromkeys(table["method"]))
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(COST_COLUMNS), figsize=(4.2 * len(COST_COLUMNS), 3.6))
+    width = 0.8 / max(len(tasks), 1)
+    for ax, (column, label) in zip(axes, COST_COLUMNS.items()):
+        for i, task in enumerate(tasks):
+            rows = table[table["task"] == task].set_index("method").reindex(methods)
+            ax.bar([m + i * width for m in range(len(methods))], rows[column].astype(float),
+                   width=width, label=task)
+        ax.set_xticks([m + width * (len(tasks) - 1) / 2 for m in range(len(methods))])
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
+        ax.set(ylabel=label, title=label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,203 @@
+"""Train and evaluate the from-scratch `BERTClassifier`, d2l's `train_ch13` style.
+
+Adam on cross-entropy, a progress bar per epoch, and after every epoch one point each for the
+training loss, training accuracy and test accuracy on a plot that redraws in place in Jupyter
+(and is drawn once at the end anywhere else). With more than one GPU the model is wrapped in
+`nn.DataParallel`, which splits every batch across them; otherwise it runs on the one device.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .records import device_description
+
+Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+# The published number this chapter reproduces (seed 002 = d2l, "Natural Language Inference:
+# Fine-Tuning BERT", PyTorch version; SPEC section 2).
+D2L_SNLI_REFERENCE: dict[str, Any] = {
+    "run": "published: d2l (seed 002)", "model": "bert.small, pretrained by d2l",
+    "data": "SNLI train 549,367 / test 9,824", "max_len": 128, "epochs": 5,
+    "train loss": 0.520, "train acc": 0.790, "test acc": 0.779,
+    "examples/s": 10442.5, "device": "2 GPUs (d2l's build machine)",
+}
+
+
+def try_all_gpus() -> list[torch.device]:
+    """Every CUDA device, or `[cpu]` when there is none."""
+    gpus = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+    return gpus or [torch.device("cpu")]
+
+
+def describe_devices(devices: Sequence[torch.device]) -> str:
+    """'NVIDIA T4', '2 x NVIDIA A100 (DataParallel)', or the CPU description."""
+    name = device_description(devices[0])
+    return name if len(devices) == 1 else f"{len(devices)} x {name} (DataParallel)"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, where a figure can be redrawn in place."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def plot_history(history: dict[str, Any], title: str | None = None,
+                 num_epochs: int | None = None) -> plt.Figure:
+    """Train loss, train accuracy and test accuracy by epoch on one axis (d2l's picture)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    epochs = history["epoch"]
+    for key, label, style in [("train_loss", "train loss", "-"),
+                              ("train_acc", "train acc", "m--"),
+                              ("test_acc", "test acc", "g-.")]:
+        ax.plot(epochs, history[key], style, marker="o", ms=3, label=label)
+    top = max([1.0, *history["train_loss"]])
+    last = num_epochs or max(epochs, default=1)
+    ax.set(xlabel="epoch", ylim=(0, top * 1.02), xlim=(0.8, last + 0.2))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or history.get("device", ""), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot:
+    """The epoch curves: redrawn in place in a notebook, drawn once by `finish` elsewhere."""
+
+    def __init__(self, num_epochs: int, title: str | None = None, live: bool | None = None):
+        self.num_epochs, self.title = num_epochs, title
+        self.live = in_notebook() if live is None else live
+        self._handle = None
+        self.figure: plt.Figure | None = None
+
+    def _draw(self, history: dict[str, Any]) -> plt.Figure:
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure = plot_history(history, self.title, self.num_epochs)
+        return self.figure
+
+    def update(self, history: dict[str, Any]) -> None:
+        """Redraw after an epoch (only when live)."""
+        if not self.live:
+            return
+        from IPython.display import display
+
+        fig = self._draw(history)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)  # shown through the handle; keeps the inline backend from a second copy
+
+    def finish(self, history: dict[str, Any]) -> plt.Figure:
+        """The final figure; when not live this is the one time it is drawn."""
+        if not self.live or self.figure is None:
+            return self._draw(history)
+        return self.figure
+
+
+def _to(batch: Batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+    inputs, labels = batch
+    return [x.to(device, non_blocking=True) for x in inputs], labels.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate_accuracy(net: nn.Module, data_iter: Iterable[Batch],
+                      device: torch.device | None = None) -> float:
+    """Share of correctly classified examples in `data_iter` (the model in eval mode)."""
+    net.eval()
+    device = device or next(net.parameters()).device
+    correct = total = 0
+    for batch in data_iter:
+        inputs, labels = _to(batch, device)
+        correct += int((net(*inputs).argmax(dim=1) == labels).sum())
+        total += labels.numel()
+    return correct / total if total else float("nan")
+
+
+def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Iterable[Batch],
+                     num_epochs: int, lr: float = 1e-4,
+                     devices: Sequence[torch.device] | None = None,
+                     optimizer: torch.optim.Optimizer | None = None,
+                     loss: nn.Module | None = None, plot: bool = True,
+                     title: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune `net` (called as `net(tokens, segments, valid_lens)`) and return its history.
+
+    History: per-epoch `train_loss`, `train_acc`, `test_acc`, `examples_per_sec` (training
+    examples per second of the epoch's training loop), `seconds`, and the `device` used.
+    `plot=True` shows the live plot (outside notebooks: one figure drawn at the end, left open
+    for `plt.savefig`); `plot_history(history)` redraws it at any time.
+    """
+    devices = list(devices or try_all_gpus())
+    model = net.to(devices[0])
+    if len(devices) > 1:
+        model = nn.DataParallel(net, device_ids=devices)
+    optimizer = optimizer or torch.optim.Adam(net.parameters(), lr=lr)
+    loss = loss or nn.CrossEntropyLoss()
+    history: dict[str, Any] = {"epoch": [], "train_loss": [], "train_acc": [], "test_acc": [],
+                               "examples_per_sec": [], "seconds": [],
+                               "device": describe_devices(devices), "num_devices": len(devices)}
+    live = LivePlot(num_epochs, title or history["device"]) if plot else None
+    for epoch in range(1, num_epochs + 1):
+        model.train()
+        loss_sum = torch.zeros((), device=devices[0])
+        correct = torch.zeros((), dtype=torch.long, device=devices[0])
+        seen = 0
+        start = time.perf_counter()
+        bar = tqdm(train_iter, desc=f"epoch {epoch}/{num_epochs}", leave=False,
+                   disable=not progress)
+        for step, batch in enumerate(bar, start=1):
+            inputs, labels = _to(batch, devices[0])
+            logits = model(*inputs)
+            batch_loss = loss(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+            loss_sum += batch_loss.detach() * labels.numel()  # stays on the device: no sync
+            correct += (logits.argmax(dim=1) == labels).sum()
+            seen += labels.numel()
+            if progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}")
+        if devices[0].type == "cuda":
+            torch.cuda.synchronize(devices[0])
+        seconds = time.perf_counter() - start
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(loss_sum) / max(seen, 1))
+        history["train_acc"].append(int(correct) / max(seen, 1))
+        history["test_acc"].append(evaluate_accuracy(model, test_iter, devices[0]))
+        history["examples_per_sec"].append(seen / seconds)
+        history["seconds"].append(seconds)
+        if live is not None:
+            live.update(history)
+    if live is not None:
+        live.finish(history)
+    if num_epochs:
+        print(f"loss {history['train_loss'][-1]:.3f}, train acc {history['train_acc'][-1]:.3f}"
+              f", test acc {history['test_acc'][-1]:.3f}\n"
+              f"{sum(history['examples_per_sec']) / num_epochs:.1f} examples/sec on "
+              f"{history['device']}")
+    return history
+
+
+def history_row(history: dict[str, Any], **labels: Any) -> dict[str, Any]:
+    """The last epoch of `history` as one table row, next to `D2L_SNLI_REFERENCE`."""
+    last = {key: round(history[key][-1], 3) if history[key] else None
+            for key in ("train_loss", "train_acc", "test_acc")}
+    rate = history["examples_per_sec"]
+    return {**labels, "epochs": len(history["epoch"]), "train loss": last["train_loss"],
+            "train acc": last["train_acc"], "test acc": last["test_acc"],
+            "examples/s": round(sum(rate) / len(rate), 1) if rate else None,
+            "device": history["device"]}

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+import torch.nn as nn
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
+from .arguments import RunArguments
 from .metrics import compute_metrics, predictions_from_logits
 from .preprocessing import make_collator
 from .records import device_description, peak_memory_mb
+from .tasks import TaskSpec
 from .training import PreparedRun, resolve_precision
 
 
-def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
-    """Train and evaluate `run` with `Trainer`, returning the fields the run record needs."""
-    args, task = run.args, run.task
+def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` equivalent to resolved run options; `overrides` replace fields."""
     precision = resolve_precision(args.mixed_precision)
-    training_args = TrainingArguments(
+    options = dict(
         output_dir=args.output_dir, num_train_epochs=args.epochs,
         max_steps=args.max_steps or -1, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.eval_batch_size, learning_rate=args.lr,
-        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+        # --warmup-steps overrides --warmup-ratio, as in the library's loop
+        warmup_ratio=0.0 if args.warmup_steps is not None else args.warmup_ratio,
+        warmup_steps=args.warmup_steps or 0, weight_decay=args.weight_decay,
         adam_epsilon=args.adam_epsilon, max_grad_norm=args.max_grad_norm, seed=args.seed,
         eval_strategy="epoch", logging_steps=args.log_every,
         save_strategy="steps" if args.save_every_steps else "no",
@@ -34,15 +38,38 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
         remove_unused_columns=False, label_names=["labels"], disable_tqdm=not args.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+    return TrainingArguments(**{**options, **overrides})
+
+
+def metrics_function(task: TaskSpec) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The Trainer's `compute_metrics` for `task`: the library's metrics, no `evaluate.load`."""
 
     def metrics(prediction: EvalPrediction) -> dict[str, float]:
         logits = prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         return compute_metrics(task, predictions_from_logits(task, logits), prediction.label_ids)
 
-    trainer = Trainer(model=run.model, args=training_args, train_dataset=run.data["train"],
-                      eval_dataset={split: run.data[split] for split in task.eval_splits},
-                      data_collator=make_collator(run.tokenizer), compute_metrics=metrics)
+    return metrics
+
+
+def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = None,
+                 model_init: Callable[[], nn.Module] | None = None) -> Trainer:
+    """A `Trainer` on `run`'s data: with `run.model`, or with `model_init` (a fresh model each
+    `train()`, as hyperparameter search needs) when one is given."""
+    return Trainer(model=None if model_init else run.model,
+                   model_init=model_init,
+                   args=training_args or training_arguments(run.args),
+                   train_dataset=run.data["train"],
+                   eval_dataset={split: run.data[split] for split in run.task.eval_splits},
+                   data_collator=make_collator(run.tokenizer),
+                   compute_metrics=metrics_function(run.task))
+
+
+def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
+    """Train and evaluate `run` with `Trainer`, returning the fields the run record needs."""
+    args, task = run.args, run.task
+    precision = resolve_precision(args.mixed_precision)
+    trainer = make_trainer(run)
     # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
     has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
     resumed = bool(args.resume and has_checkpoint)

@@ -1,0 +1,401 @@
+"""Hyperparameter search with Optuna, through `transformers.Trainer.hyperparameter_search`.
+
+The search runs on a seeded subset of train (and, optionally, dev): `prepare_run` loads and
+tokenizes it once, and every trial trains a fresh model from `model_init`, a function that calls
+the library's `build_model` (the Trainer seeds before calling it, so the trial's `seed` counts).
+The objective is the task's main metric (`TaskSpec.main_metric`) on its first evaluation split,
+computed by `d2l_utils.metrics`, after the trial's last epoch. `apply_best` turns the winner into
+`RunArguments` for the full run.
+
+    result = hyperparameter_search(RunArguments(task="cola", tiny=True), n_trials=3)
+    record = train(apply_best(RunArguments(task="cola", tiny=True, trainer="hf"), result.best))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import pandas as pd
+import torch.nn as nn
+
+from .arguments import RunArguments
+from .methods import build_model
+from .records import device_description, timestamp
+from .task_overview import search_subset_size
+from .training import PreparedRun, check_output_dir, prepare_run
+
+OPTUNA_HINT = ("hyperparameter search needs Optuna, which is an optional dependency: "
+               "pip install optuna   (or install the book's extra: pip install -e '.[hpo]'; "
+               "the Colab install cell does this)")
+SEARCH_FILE = "search.json"
+
+# TrainingArguments field (what the Trainer's search sets) -> RunArguments field
+TRAINER_TO_RUN: dict[str, str] = {
+    "learning_rate": "lr", "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size", "seed": "seed",
+    "warmup_ratio": "warmup_ratio", "weight_decay": "weight_decay",
+    "adam_epsilon": "adam_epsilon", "max_grad_norm": "max_grad_norm",
+}
+_INTEGER_FIELDS = ("batch_size", "seed")
+
+
+class OptunaMissingError(ImportError):
+    """Optuna is not installed; the message says how to install it."""
+
+
+def require_optuna():
+    """Import Optuna, or fail with the install command instead of a bare ImportError."""
+    try:
+        import optuna
+    except ImportError as err:
+        raise OptunaMissingError(OPTUNA_HINT) from err
+    return optuna
+
+
+# ---------------------------------------------------------------------------------------------
+# What is searched
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The ranges a search samples, named as `TrainingArguments` fields (inclusive bounds).
+
+    The defaults bracket the BERT paper's fine-tuning grid (lr 2e-5..5e-5, batch 16/32, 2-4
+    epochs) and reach 1e-4 for small encoders; `learning_rate` is sampled log-uniformly.
+    """
+
+    learning_rate: tuple[float, float] = (1e-5, 1e-4)
+    num_train_epochs: tuple[int, int] = (2, 5)
+    per_device_train_batch_size: tuple[int, ...] = (16, 32)
+    seed: tuple[int, int] = (1, 40)
+    warmup_ratio: tuple[float, float] = (0.0, 0.2)
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "num_train_epochs", "seed", "warmup_ratio"):
+            low, high = getattr(self, name)
+            if not low <= high:
+                raise ValueError(f"search space {name}: low {low} is above high {high}")
+        if self.learning_rate[0] <= 0:
+            raise ValueError("search space learning_rate: the log scale needs a positive low")
+        if not self.per_device_train_batch_size or min(self.per_device_train_batch_size) < 1:
+            raise ValueError("search space per_device_train_batch_size: give positive sizes")
+
+    def __call__(self, trial) -> dict[str, Any]:
+        """Optuna's `hp_space`: sample one trial's values."""
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", *self.learning_rate, log=True),
+            "num_train_epochs": trial.suggest_int("num_train_epochs", *self.num_train_epochs),
+            "per_device_train_batch_size": trial.suggest_categorical(
+                "per_device_train_batch_size", list(self.per_device_train_batch_size)),
+            "seed": trial.suggest_int("seed", *self.seed),
+            "warmup_ratio": trial.suggest_float("warmup_ratio", *self.warmup_ratio),
+        }
+
+    def contains(self, params: Mapping[str, Any]) -> bool:
+        """True when every value in `params` lies in this space."""
+        for name, value in params.items():
+            bounds = getattr(self, name, None)
+            if bounds is None:
+                return False
+            if name == "per_device_train_batch_size":
+                if value not in bounds:
+                    return False
+            elif not bounds[0] <= value <= bounds[1]:
+                return False
+        return True
+
+    def table(self) -> pd.DataFrame:
+        """The space as a table: parameter, run option, values, how they are sampled."""
+        rows = []
+        for name, values in asdict(self).items():
+            kind = ("categorical" if name == "per_device_train_batch_size" else
+                    "log-uniform" if name == "learning_rate" else
+                    "integer" if name in ("num_train_epochs", "seed") else "uniform")
+            shown = (", ".join(map(str, values)) if kind == "categorical"
+                     else f"{values[0]:g} .. {values[1]:g}")
+            rows.append({"parameter": name, "run option": TRAINER_TO_RUN[name],
+                         "values": shown, "sampled": kind})
+        return pd.DataFrame(rows).set_index("parameter")
+
+
+# ---------------------------------------------------------------------------------------------
+# What a search returns
+
+
+@dataclass
+class TrialResult:
+    """One trial: its sampled values, its objective and the main metric after every epoch."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED or FAIL
+    params: dict[str, Any]
+    objective: float | None
+    epoch_values: list[float] = field(default_factory=list)
+    duration_s: float | None = None
+
+
+@dataclass
+class SearchResult:
+    """Every trial of a search, the best one, and where the numbers come from."""
+
+    task: str
+    model: str
+    metric: str  # main metric name
+    split: str  # evaluation split it is measured on
+    direction: str
+    trials: list[TrialResult]
+    space: dict[str, Any]
+    train_examples: int
+    eval_examples: int
+    profile: str
+    device: str
+    wall_time_s: float
+    run_args: dict[str, Any] = field(default_factory=dict)
+    finished_at: str = ""
+
+    @property
+    def completed(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.state == "COMPLETE" and t.objective is not None]
+
+    @property
+    def best(self) -> TrialResult:
+        """The completed trial with the best objective (lowest number on ties)."""
+        if not self.completed:
+            raise ValueError("no trial of this search completed")
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        return max(self.completed, key=lambda t: (sign * t.objective, -t.number))
+
+    @property
+    def label(self) -> str:
+        """Provenance for titles: model, task, data size, profile."""
+        tag = "tiny smoke run, not a result" if self.profile == "tiny" else f"{self.profile} run"
+        return (f"{self.model} | {self.task} | search on {self.train_examples:,} train / "
+                f"{self.eval_examples:,} {self.split} examples | {self.device} | {tag}")
+
+    def table(self) -> pd.DataFrame:
+        """One row per trial: objective, sampled values, duration; the best is marked."""
+        best = self.best.number if self.completed else None
+        rows = [{"trial": t.number, "state": t.state,
+                 f"{self.split} {self.metric}": t.objective, **t.params,
+                 "duration s": None if t.duration_s is None else round(t.duration_s, 1),
+                 "best": "*" if t.number == best else ""} for t in self.trials]
+        return pd.DataFrame(rows).set_index("trial")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the result as JSON (`path` a file or a folder, which gets `search.json`)."""
+        path = Path(path)
+        if path.is_dir() or not path.suffix:
+            path = path / SEARCH_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SearchResult":
+        """Read a result written by `save`."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / SEARCH_FILE
+        values = json.loads(path.read_text())
+        values["trials"] = [TrialResult(**t) for t in values["trials"]]
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+
+
+def model_initializer(run: PreparedRun) -> Callable[[], nn.Module]:
+    """The Trainer's `model_init`: a function (not a model) building a fresh model per trial."""
+    backbone, task, method = run.backbone, run.task, run.method
+
+    def model_init() -> nn.Module:
+        return build_model(backbone, task, method)
+
+    return model_init
+
+
+def metric_objective(split: str, metric: str) -> Callable[[dict[str, float]], float]:
+    """The Trainer's `compute_objective`: one metric of one split from its evaluation dict."""
+    key = f"eval_{split}_{metric}"
+
+    def objective(metrics: dict[str, float]) -> float:
+        if key not in metrics:
+            raise KeyError(f"{key} not among the evaluation metrics {sorted(metrics)}")
+        return float(metrics[key])
+
+    return objective
+
+
+def search_arguments(args: RunArguments, train_fraction: float | None = None,
+                     max_eval_samples: int | None = None) -> RunArguments:
+    """The run options of a search: a train subset (a fraction of the official size, or
+    `args.max_train_samples`), the HF trainer, no saved weights, its own output folder."""
+    # warmup_steps would override the warmup_ratio that the search samples
+    updates: dict[str, Any] = {"trainer": "hf", "save_model": False, "save_every_steps": None,
+                               "resume": False, "warmup_steps": None}
+    if train_fraction is not None and not args.tiny:
+        updates["max_train_samples"] = search_subset_size(args.task_spec.name, train_fraction)
+    if max_eval_samples is not None:
+        updates["max_eval_samples"] = max_eval_samples
+    if args.output_dir is None:
+        updates["output_dir"] = args.resolved().output_dir + "-search"
+    return dataclasses.replace(args, **updates).resolved()
+
+
+def hyperparameter_search(args: RunArguments, n_trials: int = 10,
+                          space: SearchSpace | None = None, train_fraction: float | None = None,
+                          max_eval_samples: int | None = None, sampler_seed: int | None = None,
+                          timeout_s: float | None = None) -> SearchResult:
+    """Search `space` with Optuna's TPE sampler for `n_trials`, maximizing the task's main metric.
+
+    The data is `args`'s, cut to `train_fraction` of the task's official train size (ignored in
+    the tiny profile, whose fixtures are small already) or to `args.max_train_samples`, and to
+    `max_eval_samples` per evaluation split. Pruning is off: trials with different batch sizes
+    report at different steps, which the median pruner would compare unfairly.
+    """
+    optuna = require_optuna()
+    started = time.perf_counter()
+    space = space or SearchSpace()
+    args = search_arguments(args, train_fraction, max_eval_samples)
+    check_output_dir(args.output_dir)
+    run = prepare_run(args)
+    task = run.task
+    split, metric = task.eval_splits[0], task.main_metric
+
+    from .hf_trainer import make_trainer, training_arguments
+
+    trainer = make_trainer(run, training_arguments(run.args, save_strategy="no"),
+                           model_init=model_initializer(run))
+    storage = optuna.storages.InMemoryStorage()
+    study_name = f"{task.name}-{args.method}-{args.model}"
+    trainer.hyperparameter_search(
+        hp_space=space, compute_objective=metric_objective(split, metric), n_trials=n_trials,
+        direction="maximize", backend="optuna", storage=storage, study_name=study_name,
+        sampler=optuna.samplers.TPESampler(seed=args.seed if sampler_seed is None
+                                           else sampler_seed),
+        pruner=optuna.pruners.NopPruner(), timeout=timeout_s)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    trials = [_trial_result(t) for t in study.trials]
+    result = SearchResult(
+        task=task.name, model=args.model, metric=metric, split=split, direction="maximize",
+        trials=trials, space=asdict(space), train_examples=len(run.data["train"]),
+        eval_examples=len(run.data[split]), profile=args.profile,
+        device=device_description(trainer.args.device),
+        wall_time_s=round(time.perf_counter() - started, 3), run_args=asdict(args),
+        finished_at=timestamp())
+    result.save(args.output_dir)
+    return result
+
+
+def _trial_result(trial) -> TrialResult:
+    values = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+    duration = trial.duration.total_seconds() if trial.duration is not None else None
+    objective = trial.value if trial.value is not None and math.isfinite(trial.value) else None
+    return TrialResult(number=trial.number, state=trial.state.name, params=dict(trial.params),
+                       objective=objective, epoch_values=[float(v) for v in values],
+                       duration_s=duration)
+
+
+def apply_best(args: RunArguments, best: TrialResult | Mapping[str, Any] | Any) -> RunArguments:
+    """A copy of `args` with the best trial's values, mapped to `RunArguments` names.
+
+    `best` may be a `TrialResult`, the Trainer's `BestRun` or a plain dict; keys may be Trainer
+    names (`learning_rate`) or run option names (`lr`).
+    """
+    params = getattr(best, "params", None)
+    if params is None:
+        params = getattr(best, "hyperparameters", best)
+    run_fields = {f.name for f in dataclasses.fields(RunArguments)}
+    updates: dict[str, Any] = {}
+    for name, value in params.items():
+        target = TRAINER_TO_RUN.get(name, name)
+        if target not in run_fields:
+            raise ValueError(f"cannot apply {name!r}: it is neither a searched Trainer argument "
+                             f"({', '.join(TRAINER_TO_RUN)}) nor a RunArguments field")
+        updates[target] = int(value) if target in _INTEGER_FIELDS else (
+            float(value) if isinstance(value, (int, float)) else value)
+    if "warmup_ratio" in updates:
+        updates.setdefault("warmup_steps", None)  # else --warmup-steps would override it
+    return dataclasses.replace(args, **updates)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_trial_history(result: SearchResult) -> plt.Figure:
+    """Objective by trial with the best so far (left); the metric after each epoch (right)."""
+    fig, (ax_trials, ax_epochs) = plt.subplots(1, 2, figsize=(10, 3.6))
+    done = result.completed
+    ax_trials.scatter([t.number for t in done], [t.objective for t in done], s=30,
+                      label="trial", zorder=3)
+    pick = max if result.direction == "maximize" else min
+    running = [pick(t.objective for t in done[:i + 1]) for i in range(len(done))]
+    ax_trials.step([t.number for t in done], running, where="post", color="C1",
+                   label="best so far")
+    others = [t for t in result.trials if t not in done and t.epoch_values]
+    if others:
+        ax_trials.scatter([t.number for t in others], [t.epoch_values[-1] for t in others],
+                          marker="x", color="grey", label="pruned/failed (last value)")
+    best = result.best.number if done else None
+    for t in result.trials:
+        if t.epoch_values:
+            epochs = range(1, len(t.epoch_values) + 1)
+            ax_epochs.plot(epochs, t.epoch_values, marker="o", ms=3,
+                           lw=2.5 if t.number == best else 1,
+                           alpha=1.0 if t.number == best else 0.5,
+                           label=f"trial {t.number}" + (" (best)" if t.number == best else ""))
+    name = f"{result.split} {result.metric}"
+    ax_trials.set(xlabel="trial", ylabel=name, title="objective by trial")
+    ax_trials.legend(fontsize=8)
+    ax_epochs.set(xlabel="epoch", ylabel=name, title="metric after each epoch, per trial")
+    for ax in (ax_trials, ax_epochs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if len(result.trials) <= 12:
+        ax_epochs.legend(fontsize=7)
+    fig.suptitle(result.label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_params(result: SearchResult) -> plt.Figure:
+    """Objective against each searched parameter, one panel each; the best trial is a star."""
+    names = list(result.space)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.2), squeeze=False)
+    done = result.completed
+    best = result.best if done else None
+    for ax, name in zip(axes[0], names):
+        ax.scatter([t.params[name] for t in done], [t.objective for t in done], s=25)
+        if best is not None:
+            ax.scatter([best.params[name]], [best.objective], marker="*", s=160, color="C3",
+                       zorder=3, label=f"best (trial {best.number})")
+        if name == "learning_rate":
+            ax.set_xscale("log")
+            ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=45)
+        elif name == "per_device_train_batch_size":
+            ax.set_xticks(sorted(result.space[name]))
+        elif name in ("num_train_epochs", "seed"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel=name, title=name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{result.split} {result.metric}")
+    if best is not None:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(result.label, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,575 @@
+"""The book's architecture figures, drawn with matplotlib alone (no external assets).
+
+One function per figure, each returning a `matplotlib.figure.Figure`; `FIGURES` maps the file
+name to the function and `save_figures` writes them as small, byte-for-byte reproducible SVGs
+(`python tools/draw_figures.py` regenerates `figures/`). Colours are the same everywhere:
+grey = frozen, orange = trainable, blue = inputs and activations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.patches as mpatches
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import NullLocator
+
+FROZEN, FROZEN_EDGE = "#d9d9d9", "#707070"
+TRAINABLE, TRAINABLE_EDGE = "#f4a259", "#b5541c"
+PARTIAL = "#fcdcb8"  # trains in part (one layer, the biases only)
+DATA, DATA_EDGE = "#dce9f5", "#4a78a8"
+PLAIN, PLAIN_EDGE = "#ffffff", "#707070"
+INK = "#222222"
+
+STYLES = {"frozen": (FROZEN, FROZEN_EDGE), "trainable": (TRAINABLE, TRAINABLE_EDGE),
+          "partial": (PARTIAL, TRAINABLE_EDGE), "data": (DATA, DATA_EDGE),
+          "plain": (PLAIN, PLAIN_EDGE)}
+LEGEND_LABELS = {"frozen": "frozen", "trainable": "trainable", "partial": "trains in part",
+                 "data": "input / activations", "plain": "no parameters"}
+
+# Sizes of bert-base-uncased (hidden d, layers), and facts the figures print. The test suite
+# checks the totals against `d2l_utils.methods.parameter_counts`.
+HIDDEN, LAYERS = 768, 12
+BERT_BASE_MNLI_TOTAL = 109_484_547  # full fine-tuning, 3-label linear head
+LORA_RANK, LORA_ALPHA = 8, 16
+PREFIX_LENGTH, PREFIX_BOTTLENECK = 30, 512
+NUM_VIRTUAL_TOKENS = 20
+
+# The backbones (and the task that fixes the head) of the methods_overview bars.
+OVERVIEW_MODELS: tuple[tuple[str, str], ...] = (("bert-base-uncased", "mnli"),
+                                                ("roberta-base", "cola"))
+OVERVIEW_METHODS: tuple[tuple[str, str], ...] = (
+    ("full", "full fine-tuning"), ("freeze", "freeze (last layer)"), ("bitfit", "BitFit"),
+    ("lora", "LoRA (q, v)"), ("prefix", "prefix tuning"), ("ptuning-v2", "P-Tuning v2"),
+    ("prompt-tuning", "prompt tuning"))
+OVERVIEW_PARTS = ("embeddings", "attention\nweights", "FFN\nweights", "biases /\nLayerNorm",
+                  "added\nparameters", "classification\nhead")
+
+SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "d2l-glue-figures"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing helpers: a canvas in inches, boxes, arrows, a legend
+
+
+def _canvas(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure whose single axes fills it, with data units equal to inches."""
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.set_axis_off()
+    return fig, ax
+
+
+def _box(ax, x: float, y: float, w: float, h: float, text: str = "", style: str = "frozen",
+         fontsize: float = 9, lw: float = 1.2, **text_kw) -> mpatches.FancyBboxPatch:
+    """A rounded box with centred text, coloured by `style` (a key of STYLES)."""
+    face, edge = STYLES[style]
+    patch = mpatches.FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.06",
+                                    facecolor=face, edgecolor=edge, linewidth=lw)
+    ax.add_patch(patch)
+    if text:
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize,
+                color=INK, **text_kw)
+    return patch
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float], color: str = INK,
+           lw: float = 1.1, style: str = "-|>", **kw) -> None:
+    ax.add_patch(mpatches.FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=10,
+                                          color=color, linewidth=lw, shrinkA=0, shrinkB=0, **kw))
+
+
+def _legend(ax, styles: Iterable[str], labels: dict[str, str] | None = None, **kw) -> None:
+    labels = {**LEGEND_LABELS, **(labels or {})}
+    handles = [mpatches.Patch(facecolor=STYLES[s][0], edgecolor=STYLES[s][1], label=labels[s])
+               for s in styles]
+    kw = {"fontsize": 8.5, "frameon": False, **kw}
+    ax.legend(handles=handles, **kw)
+
+
+def _title(ax, x: float, y: float, text: str, subtitle: str = "") -> None:
+    ax.text(x, y, text, fontsize=12, fontweight="bold", color=INK, va="top")
+    if subtitle:
+        ax.text(x, y - 0.3, subtitle, fontsize=9, color="#555555", va="top")
+
+
+def figure_texts(fig: Figure) -> list[str]:
+    """Every non-empty string drawn on `fig` (boxes, notes, legends, tick labels)."""
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. BERT fine-tuning on a sentence pair
+
+
+def bert_finetuning() -> Figure:
+    """A premise-hypothesis pair through BERT's embeddings and encoder to a 3-class head."""
+    fig, ax = _canvas(11, 7.6)
+    _title(ax, 0.25, 7.45, "Fine-tuning BERT on a sentence pair (NLI)",
+           "full fine-tuning: the classification loss updates every orange part, all "
+           f"{BERT_BASE_MNLI_TOTAL:,} parameters of bert-base-uncased with a 3-label head")
+    widths = [0.9, 2.5, 0.9, 2.5, 0.9]
+    xs, x = [], 1.9
+    for w in widths:
+        xs.append(x)
+        x += w + 0.12
+    tokens = ["[CLS]", "premise tokens", "[SEP]", "hypothesis tokens", "[SEP]"]
+    examples = ["", "“a man plays a guitar”", "", "“the man is asleep”", ""]
+    rows = [("token\nembeddings", ["E[CLS]", "E(premise)", "E[SEP]", "E(hypothesis)", "E[SEP]"]),
+            ("segment\nembeddings", ["E_A", "E_A", "E_A", "E_B", "E_B"]),
+            ("position\nembeddings", ["E_0", "E_1 … E_m", "E_m+1", "E_m+2 …", "E_n"])]
+    for xi, w, tok, ex in zip(xs, widths, tokens, examples):
+        _box(ax, xi, 0.55, w, 0.45, tok, "data", fontsize=9)
+        if ex:
+            ax.text(xi + w / 2, 0.33, ex, ha="center", va="center", fontsize=8, style="italic",
+                    color="#555555")
+        _arrow(ax, (xi + w / 2, 1.0), (xi + w / 2, 1.3))
+    ax.text(1.75, 0.78, "input pair", ha="right", va="center", fontsize=9)
+    for i, (label, cells) in enumerate(rows):
+        y = 1.3 + i * 0.62
+        ax.text(1.75, y + 0.22, label, ha="right", va="center", fontsize=8.5)
+        for xi, w, cell in zip(xs, widths, cells):
+            _box(ax, xi, y, w, 0.44, cell, "trainable", fontsize=8.5)
+            if i < len(rows) - 1:
+                ax.text(xi + w / 2, y + 0.53, "+", ha="center", va="center", fontsize=10)
+    ax.text(xs[-1] + widths[-1] + 0.15, 1.95, "sum →\nLayerNorm", ha="left", va="center",
+            fontsize=8)
+    for xi, w in zip(xs, widths):
+        _arrow(ax, (xi + w / 2, 3.04), (xi + w / 2, 3.35))
+    left, right = xs[0], xs[-1] + widths[-1]
+    for k in (2, 1):  # the stack behind the first block
+        _box(ax, left + 0.1 * k, 3.35 + 0.1 * k, right - left, 1.15, style="trainable", lw=0.8)
+    _box(ax, left, 3.35, right - left, 1.15, "", "trainable")
+    ax.text((left + right) / 2, 4.12, "encoder block  × 12  (bert-base)", ha="center",
+            va="center", fontsize=10, fontweight="bold")
+    ax.text((left + right) / 2, 3.7, "multi-head self-attention (Q, K, V, O)  +  feed-forward "
+            "network,\neach with a residual connection and LayerNorm", ha="center",
+            va="center", fontsize=8.5)
+    outputs = ["h[CLS]", "h(premise) …", "h[SEP]", "h(hypothesis) …", "h[SEP]"]
+    for i, (xi, w, name) in enumerate(zip(xs, widths, outputs)):
+        _arrow(ax, (xi + w / 2, 4.5 + (0.2 if i else 0)), (xi + w / 2, 4.9))
+        _box(ax, xi, 4.9, w, 0.4, name, "data", fontsize=8.5, lw=2.2 if i == 0 else 1.2)
+    head_x, head_y = xs[0] - 0.25, 5.75
+    _arrow(ax, (xs[0] + 0.45, 5.3), (xs[0] + 0.45, head_y))
+    ax.text(xs[0] + 0.55, 5.52, "the [CLS] vector (768 numbers) summarises the pair",
+            fontsize=8, va="center", ha="left", color="#555555")
+    _box(ax, head_x, head_y, 3.3, 0.75, "classification head\npooler (dense + tanh) → "
+         "linear 768 → 3", "trainable", fontsize=8.5)
+    classes = ["entailment", "neutral", "contradiction"]
+    probs = [0.05, 0.10, 0.85]
+    cx = head_x + 3.3 + 0.9
+    _arrow(ax, (head_x + 3.3, head_y + 0.375), (cx - 0.05, head_y + 0.375))
+    ax.text(head_x + 3.3 + 0.42, head_y + 0.5, "softmax", ha="center", fontsize=8)
+    for j, (name, p) in enumerate(zip(classes, probs)):
+        bx = cx + j * 1.45
+        _box(ax, bx, head_y, 1.35, 0.75, "", "data")
+        ax.add_patch(mpatches.Rectangle((bx + 0.1, head_y + 0.1), 1.15 * p, 0.16,
+                                        facecolor=DATA_EDGE, edgecolor="none"))
+        ax.text(bx + 0.675, head_y + 0.52, name, ha="center", va="center", fontsize=8.5)
+    ax.text(cx + 2.15, head_y - 0.2, "3 classes (MNLI / SNLI label ids 0, 1, 2)",
+            ha="center", fontsize=8, color="#555555")
+    _legend(ax, ["trainable", "data", "frozen"],
+            {"trainable": "trains in full fine-tuning",
+             "frozen": "frozen (nothing here; see the\nother methods)"},
+            loc="upper right", bbox_to_anchor=(1.0, 0.99))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. LoRA
+
+
+def _trapezoid(ax, cx: float, y: float, bottom: float, top: float, h: float, text: str,
+               style: str, fontsize: float = 9) -> None:
+    face, edge = STYLES[style]
+    points = [(cx - bottom / 2, y), (cx + bottom / 2, y), (cx + top / 2, y + h),
+              (cx - top / 2, y + h)]
+    ax.add_patch(mpatches.Polygon(points, closed=True, facecolor=face, edgecolor=edge, lw=1.2))
+    ax.text(cx, y + h / 2, text, ha="center", va="center", fontsize=fontsize, color=INK)
+
+
+def lora(d: int = HIDDEN, r: int = LORA_RANK, alpha: int = LORA_ALPHA) -> Figure:
+    """A frozen d x d weight with the trainable low-rank path B A scaled by alpha / r beside it."""
+    fig, ax = _canvas(10.6, 6.6)
+    _title(ax, 0.25, 6.45, "LoRA: a low-rank update beside a frozen weight",
+           "h = W x + (α / r) · B A x, with W frozen and A, B trained (Hu et al., 2021)")
+    x_c, w_c, a_c = 3.15, 1.9, 4.4
+    _box(ax, x_c - 0.8, 0.35, 1.6, 0.5, f"x   (d = {d})", "data")
+    # split of the input to both paths
+    _arrow(ax, (x_c, 0.85), (x_c, 1.15), style="-")
+    _arrow(ax, (w_c, 1.15), (a_c, 1.15), style="-")
+    _arrow(ax, (w_c, 1.15), (w_c, 1.75))
+    _arrow(ax, (a_c, 1.15), (a_c, 1.55))
+    _box(ax, w_c - 1.1, 1.75, 2.2, 2.5, f"W\n\n{d} × {d}\npretrained,\nfrozen", "frozen",
+         fontsize=10)
+    _trapezoid(ax, a_c, 1.55, 2.0, 0.55, 0.95, "A   (r × d)\nrandom init", "trainable")
+    ax.text(a_c + 0.42, 2.6, f"r = {r}", fontsize=8.5, va="center")
+    _arrow(ax, (a_c, 2.5), (a_c, 2.75))
+    _trapezoid(ax, a_c, 2.75, 0.55, 2.0, 0.95, "B   (d × r)", "trainable")
+    _arrow(ax, (a_c, 3.7), (a_c, 4.05))
+    ax.add_patch(mpatches.Circle((a_c, 4.3), 0.25, facecolor=PLAIN, edgecolor=PLAIN_EDGE))
+    ax.text(a_c, 4.3, "× α/r", ha="center", va="center", fontsize=8)
+    ax.text(a_c + 1.15, 3.22, "B = 0 at init", fontsize=9.5, fontweight="bold",
+            color=TRAINABLE_EDGE, va="center", ha="left")
+    ax.text(a_c + 1.15, 2.95, "so training starts from\nexactly the pretrained model",
+            fontsize=8, va="top", ha="left", color="#555555")
+    ax.text(a_c + 0.35, 4.3, f"α = {alpha}, r = {r}\n→ scale {alpha / r:g}", fontsize=8,
+            va="center", ha="left")
+    # sum
+    sum_y = 5.15
+    _arrow(ax, (w_c, 4.25), (w_c, sum_y - 0.22))
+    ax.text(w_c - 0.12, 4.65, "W x", ha="right", va="center", fontsize=9)
+    _arrow(ax, (a_c, 4.55), (a_c, sum_y), style="-")
+    _arrow(ax, (a_c, sum_y), (w_c + 0.22, sum_y))
+    ax.text((a_c + w_c) / 2 + 0.3, sum_y + 0.14, "(α / r) · B A x", ha="center", fontsize=9)
+    ax.add_patch(mpatches.Circle((w_c, sum_y), 0.22, facecolor=PLAIN, edgecolor=INK))
+    ax.text(w_c, sum_y, "+", ha="center", va="center", fontsize=12)
+    _arrow(ax, (w_c, sum_y + 0.22), (w_c, sum_y + 0.5))
+    ax.text(w_c, sum_y + 0.62, "h", ha="center", va="center", fontsize=10)
+    lora_params, full_params = 2 * r * d, d * d
+    notes = [
+        (f"Parameters of one {d} × {d} projection", "bold", INK),
+        (f"(d = {d}, r = {r}):", "bold", INK),
+        (f"A + B:  2 · r · d = {lora_params:,}", "normal", TRAINABLE_EDGE),
+        (f"W:  d² = {full_params:,}", "normal", FROZEN_EDGE),
+        (f"the update trains {100 * lora_params / full_params:.1f} % of W's size", "normal", INK),
+        ("", "normal", INK),
+        (f"On query and value of all {LAYERS} layers:", "bold", INK),
+        (f"{2 * LAYERS} × {lora_params:,} = {2 * LAYERS * lora_params:,}", "normal",
+         TRAINABLE_EDGE),
+        ("", "normal", INK),
+        ("After training, B A can be merged", "normal", "#555555"),
+        ("into W: W′ = W + (α / r) B A,", "normal", "#555555"),
+        ("so inference costs nothing extra.", "normal", "#555555"),
+    ]
+    for i, (line, weight, color) in enumerate(notes):
+        ax.text(7.45, 5.45 - 0.3 * i, line, fontsize=8.5, fontweight=weight, color=color,
+                va="top")
+    _legend(ax, ["frozen", "trainable", "data"], loc="lower right",
+            bbox_to_anchor=(0.99, 0.02))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Prefix tuning
+
+
+def _cells(ax, x: float, y: float, n: int, style: str, w: float = 0.22, h: float = 0.36,
+           gap: float = 0.03) -> float:
+    """A row of n small token cells; returns the x where it ends."""
+    for i in range(n):
+        _box(ax, x + i * (w + gap), y, w, h, style=style, lw=0.9)
+    return x + n * (w + gap) - gap
+
+
+def prefix_tuning(prefix_length: int = PREFIX_LENGTH, bottleneck: int = PREFIX_BOTTLENECK,
+                  d: int = HIDDEN, layers: int = LAYERS) -> Figure:
+    """One attention layer whose keys and values get MLP-generated prefixes P_k, P_v."""
+    fig, ax = _canvas(11.5, 7.4)
+    _title(ax, 0.25, 7.25, "Prefix tuning: trainable keys and values in front of every layer",
+           f"prefix length {prefix_length}; the pretrained projections stay frozen "
+           "(Li & Liang, 2021)")
+    # reparametrization (left)
+    lx, lw_ = 0.35, 3.3
+    _box(ax, lx, 0.5, lw_, 0.75, f"prefix embedding P′\n{prefix_length} × {d}", "trainable")
+    _arrow(ax, (lx + lw_ / 2, 1.25), (lx + lw_ / 2, 1.65))
+    _box(ax, lx, 1.65, lw_, 1.25, f"MLP (reparametrization)\nlinear {d} → {bottleneck}, tanh,"
+         f"\nlinear {bottleneck} → {layers}·2·{d}", "trainable", fontsize=8.5)
+    _arrow(ax, (lx + lw_ / 2, 2.9), (lx + lw_ / 2, 3.3))
+    _box(ax, lx, 3.3, lw_, 0.95, f"reshape into P_k, P_v\nfor each of the {layers} layers\n"
+         f"({prefix_length} × {d} each)", "trainable", fontsize=8.5)
+    embedding = prefix_length * d
+    mlp = d * bottleneck + bottleneck + bottleneck * layers * 2 * d + layers * 2 * d
+    kept = layers * 2 * prefix_length * d
+    notes = [(f"trainable (bert-base, length {prefix_length}):", "bold", INK),
+             (f"embedding {embedding:,} + MLP {mlp:,}", "normal", TRAINABLE_EDGE),
+             (f"= {embedding + mlp:,}", "normal", TRAINABLE_EDGE),
+             ("after training the MLP is dropped:", "normal", "#555555"),
+             (f"{layers} × 2 × {prefix_length} × {d} = {kept:,}", "normal", "#555555"),
+             ("prefix values are kept", "normal", "#555555")]
+    for i, (line, weight, color) in enumerate(notes):
+        ax.text(lx, 5.9 - 0.27 * i, line, fontsize=8.5, fontweight=weight, color=color,
+                va="top")
+    # the attention layer (right)
+    ax.add_patch(mpatches.FancyBboxPatch((4.25, 0.3), 7.0, 6.1,
+                                         boxstyle="round,pad=0,rounding_size=0.12",
+                                         facecolor="none", edgecolor="#9a9a9a", ls="--"))
+    ax.text(11.1, 6.25, f"one attention layer (ℓ = 1 … {layers}, every layer alike)",
+            ha="right", va="top", fontsize=8.5, color="#555555")
+    n_tok = 4
+    tok_x = 6.9
+    end = _cells(ax, tok_x, 0.55, n_tok, "data")
+    ax.text(end + 0.12, 0.73, "hidden states of the\nn real tokens", fontsize=8, va="center")
+    centers = {"Q": 5.35, "K": 7.55, "V": 9.75}
+    for name, cx in centers.items():
+        _arrow(ax, (tok_x + 0.5, 0.91), (cx, 1.55), lw=0.9)
+        _box(ax, cx - 0.6, 1.55, 1.2, 0.5, f"W_{name}", "frozen")
+        _arrow(ax, (cx, 2.05), (cx, 2.5))
+    # Q: real tokens only; K, V: the layer's prefix in front
+    _cells(ax, centers["Q"] - 0.49, 2.5, n_tok, "data")
+    ax.text(centers["Q"] + 0.6, 2.68, "Q", va="center", fontsize=9)
+    ax.text(centers["Q"], 2.25, "n real tokens only", ha="center", va="center", fontsize=8,
+            color="#555555")
+    _arrow(ax, (centers["Q"], 2.86), (centers["Q"], 4.0))
+    bus_y = 3.45
+    _arrow(ax, (lx + lw_, bus_y), (centers["V"] - 1.0, bus_y), color=TRAINABLE_EDGE, lw=1.5,
+           style="-")
+    ax.text(7.2, bus_y + 0.08, "this layer's P_k, P_v", fontsize=8, color=TRAINABLE_EDGE)
+    for name, cx in (("k", centers["K"]), ("v", centers["V"])):
+        start = cx - 1.36
+        mid = _cells(ax, start, 2.5, 3, "trainable")
+        _cells(ax, mid + 0.12, 2.5, n_tok, "data")
+        _arrow(ax, ((start + mid) / 2, bus_y), ((start + mid) / 2, 2.86), color=TRAINABLE_EDGE,
+               lw=1.5)
+        ax.text((start + mid) / 2, 2.25, f"P_{name} ({prefix_length})", ha="center",
+                va="center", fontsize=8.5, fontweight="bold", color=TRAINABLE_EDGE)
+        ax.text(mid + 0.12 + 1.05, 2.68, name.upper(), va="center", fontsize=9)
+        _arrow(ax, (cx - 0.445, 2.86), (cx - 0.445, 4.0))
+    _box(ax, 4.6, 4.0, 6.3, 0.6, "attention:  softmax( Q [P_k ; K]ᵀ / √d_head ) [P_v ; V]",
+         "plain", fontsize=9)
+    _arrow(ax, (7.75, 4.6), (7.75, 4.95))
+    _cells(ax, 7.26, 4.95, n_tok, "data")
+    ax.text(8.35, 5.13, "n outputs (no outputs at prefix positions)", fontsize=8,
+            va="center")
+    _arrow(ax, (7.75, 5.31), (7.75, 5.55))
+    _box(ax, 5.6, 5.55, 4.3, 0.5, "W_O, LayerNorm, feed-forward  →  next layer", "frozen",
+         fontsize=8.5)
+    _legend(ax, ["frozen", "trainable", "data", "plain"], loc="upper left",
+            bbox_to_anchor=(0.005, 0.915), ncol=2)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. P-Tuning v2 against (shallow) prompt tuning
+
+
+def ptuning_v2_vs_prompt_tuning(num_tokens: int = NUM_VIRTUAL_TOKENS, d: int = HIDDEN,
+                                layers: int = LAYERS) -> Figure:
+    """Left: a soft prompt on the input embeddings only. Right: key/value prompts in every layer."""
+    fig, ax = _canvas(12, 7.2)
+    b = 0.4  # room for the legend at the bottom
+    ax.plot([6.0, 6.0], [b + 0.3, b + 6.6], color="#bbbbbb", lw=1)
+    shown = [1, 2, layers]
+    panels = [("Prompt tuning (shallow)", 0.3, False), ("P-Tuning v2 (deep)", 6.3, True)]
+    for title, x0, deep in panels:
+        ax.text(x0, b + 6.6, title, fontsize=12, fontweight="bold", va="top")
+        lx = x0 + (1.15 if deep else 0.3)  # layer boxes start here
+        lw_ = 5.4 - (lx - x0)
+        # input row
+        y_in = b + 0.95
+        if deep:
+            _box(ax, lx, y_in, lw_, 0.5, "token embeddings of [CLS] sentence [SEP]", "data",
+                 fontsize=8.5)
+        else:
+            _box(ax, lx, y_in, 1.75, 0.5, f"{num_tokens} virtual tokens", "trainable",
+                 fontsize=8.5)
+            _box(ax, lx + 1.85, y_in, lw_ - 1.85, 0.5, "token embeddings of the sentence",
+                 "data", fontsize=8.5)
+        ax.text(lx, b + 0.7, "input embeddings (frozen embedding table)", fontsize=8,
+                color="#555555", va="center")
+        y = b + 1.8
+        for k, layer in enumerate(shown):
+            _arrow(ax, (lx + lw_ / 2, y - 0.35), (lx + lw_ / 2, y))
+            _box(ax, lx, y, lw_, 0.55, f"encoder layer {layer}   (Q, K, V, O, FFN frozen)",
+                 "frozen", fontsize=8.5)
+            if deep:
+                _box(ax, x0 + 0.0, y + 0.03, 0.85, 0.49, "P_k, P_v", "trainable", fontsize=8)
+                _arrow(ax, (x0 + 0.85, y + 0.275), (lx, y + 0.275), color=TRAINABLE_EDGE)
+            y += 0.9
+            if k == 1:
+                ax.text(lx + lw_ / 2, y - 0.12, "⋮", ha="center", va="center", fontsize=14)
+                if deep:
+                    ax.text(x0 + 0.425, y - 0.12, "⋮", ha="center", va="center", fontsize=14,
+                            color=TRAINABLE_EDGE)
+                y += 0.45
+        _arrow(ax, (lx + lw_ / 2, y - 0.35), (lx + lw_ / 2, y))
+        _box(ax, lx, y, lw_, 0.5, "classification head", "trainable", fontsize=8.5)
+    # notes and counts
+    shallow, deep_count = num_tokens * d, layers * 2 * num_tokens * d
+    ax.text(0.3, b + 6.2, "the prompt is only at the input; deeper layers\nsee it only through "
+            "attention", fontsize=8.5, color="#555555", va="top")
+    ax.text(6.3, b + 6.2, f"{num_tokens} key/value prompts at EVERY layer, trained\ndirectly "
+            "(no MLP reparametrization)", fontsize=8.5, color="#555555", va="top")
+    ax.text(0.3, b + 0.3, f"trainable prompt (bert-base, {num_tokens} tokens):  {num_tokens} × {d}"
+            f" = {shallow:,}  (+ head)", fontsize=9, color=TRAINABLE_EDGE, fontweight="bold")
+    ax.text(6.3, b + 0.3, f"trainable prompts:  {layers} × 2 × {num_tokens} × {d} = "
+            f"{deep_count:,}  (+ head)", fontsize=9, color=TRAINABLE_EDGE, fontweight="bold")
+    _legend(ax, ["frozen", "trainable", "data"], loc="lower center",
+            bbox_to_anchor=(0.5, 0.0), ncol=3)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. What trains in each method
+
+
+# (style, text) per method and part, in the order of OVERVIEW_PARTS.
+_GRID: dict[str, list[tuple[str, str]]] = {
+    "full": [("trainable", "")] * 4 + [("none", "—"), ("trainable", "")],
+    "freeze": [("frozen", ""), ("partial", "last layer"), ("partial", "last layer"),
+               ("partial", "last layer"), ("none", "—"), ("trainable", "+ pooler\n(BERT)")],
+    "bitfit": [("frozen", "")] * 3 + [("partial", "bias terms"), ("none", "—"),
+                                      ("partial", "biases")],
+    "lora": [("frozen", "")] * 4 + [("trainable", "A, B beside\nq and v"), ("trainable", "")],
+    "prefix": [("frozen", "")] * 4 + [("trainable", "MLP →\nK/V prefixes"),
+                                      ("trainable", "")],
+    "ptuning-v2": [("frozen", "")] * 4 + [("trainable", "K/V prompts,\nevery layer"),
+                                          ("trainable", "")],
+    "prompt-tuning": [("frozen", "")] * 4 + [("trainable", "soft prompt\non the input"),
+                                             ("trainable", "")],
+}
+
+
+def overview_counts(models: Sequence[tuple[str, str]] = OVERVIEW_MODELS,
+                    methods: Iterable[str] | None = None) -> dict[str, dict[str, dict]]:
+    """`parameter_counts` of every method (library defaults) on each (backbone, task).
+
+    Builds random-weight models from the shipped configs (offline, a few seconds each).
+    """
+    import warnings
+
+    from .methods import method_config, parameter_counts
+
+    names = list(methods) if methods is not None else [m for m, _ in OVERVIEW_METHODS]
+    counts: dict[str, dict[str, dict]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model, task in models:
+            counts[model] = {name: parameter_counts(model, task, method_config(name))
+                             for name in names}
+    return counts
+
+
+def methods_overview(counts: dict[str, dict[str, dict]] | None = None,
+                     models: Sequence[tuple[str, str]] = OVERVIEW_MODELS) -> Figure:
+    """A grid of what trains in each method, with each method's trainable share beside it.
+
+    `counts` maps a backbone name to {method: count_parameters dict}; None computes them with
+    `overview_counts(models)` (random weights, no download; about a minute on a CPU).
+    """
+    if counts is None:
+        counts = overview_counts(models)
+    fig = Figure(figsize=(13, 6.2))
+    n_rows, n_cols = len(OVERVIEW_METHODS), len(OVERVIEW_PARTS)
+    grid = fig.add_axes((0.125, 0.19, 0.5, 0.68))
+    grid.set_xlim(0, n_cols)
+    grid.set_ylim(0, n_rows)
+    grid.set_axis_off()
+    fig.text(0.01, 0.965, "What trains in each method", fontsize=12, fontweight="bold",
+             va="top")
+    for i, (method, label) in enumerate(OVERVIEW_METHODS):
+        y = n_rows - 1 - i
+        grid.text(-0.08, y + 0.5, label, ha="right", va="center", fontsize=9.5)
+        for j, (style, text) in enumerate(_GRID[method]):
+            face, edge = STYLES["plain" if style == "none" else style]
+            grid.add_patch(mpatches.Rectangle((j + 0.04, y + 0.06), 0.92, 0.88, facecolor=face,
+                                              edgecolor=edge if style != "none" else "#cccccc",
+                                              lw=0.8))
+            if text:
+                grid.text(j + 0.5, y + 0.5, text, ha="center", va="center", fontsize=8,
+                          color="#999999" if style == "none" else INK)
+    for j, part in enumerate(OVERVIEW_PARTS):
+        grid.text(j + 0.5, n_rows + 0.1, part, ha="center", va="bottom", fontsize=9)
+    _legend(grid, ["trainable", "partial", "frozen"], loc="upper center",
+            bbox_to_anchor=(0.5, -0.02), ncol=3,
+            labels={"partial": "trains in part", "frozen": "frozen (pretrained)"})
+    # trainable share, log scale, rows aligned with the grid
+    bars = fig.add_axes((0.69, 0.19, 0.24, 0.68))
+    bars.set_ylim(0, n_rows)
+    colors = [TRAINABLE, TRAINABLE_EDGE, "#8c2d04", "#fdd0a2"]
+    tasks = dict(models)
+    names = list(counts)
+    height = 0.8 / max(len(names), 1)
+    for k, model in enumerate(names):
+        label = _model_label(model, tasks.get(model))  # on the model's first bar only
+        for i, (method, _) in enumerate(OVERVIEW_METHODS):
+            c = counts[model].get(method)
+            if c is None:
+                continue
+            y = n_rows - 1 - i + 0.1 + (len(names) - 1 - k) * height + height / 2
+            share = 100 * c["trainable"] / c["total"]
+            bars.barh(y, share, height=height * 0.9, color=colors[k % len(colors)],
+                      label=label)
+            label = None
+            bars.text(share * 1.15, y, f"{c['trainable']:,}  ({share:.3g} %)", va="center",
+                      fontsize=7)
+    bars.set_xscale("log")
+    bars.set_xlim(0.005, 2e4)
+    bars.set_xticks([0.01, 0.1, 1, 10, 100])
+    bars.set_xticklabels(["0.01 %", "0.1 %", "1 %", "10 %", "100 %"], fontsize=8)
+    bars.xaxis.set_minor_locator(NullLocator())
+    bars.spines["bottom"].set_bounds(0.005, 100)
+    bars.set_yticks([])
+    for side in ("top", "right", "left"):
+        bars.spines[side].set_visible(False)
+    bars.set_xlabel("trainable parameters (share of the total, log scale)", fontsize=8.5)
+    bars.set_title("trainable parameters with the library's defaults\n(random-weight models "
+                   "from the shipped configs)", fontsize=9)
+    bars.legend(loc="upper center", bbox_to_anchor=(0.4, -0.13), ncol=1, fontsize=8,
+                frameon=False)
+    heads = [f"{model} {counts[model]['full']['head_params']:,}" for model in names
+             if "head_params" in counts[model].get("full", {})]
+    if heads:
+        fig.text(0.01, 0.02, "Counts include the classification head (" + ", ".join(heads)
+                 + "); prefix tuning uses the adapters library's 2-layer head.", fontsize=8,
+                 color="#555555")
+    return fig
+
+
+def _model_label(model: str, task: str | None) -> str:
+    if task is None:
+        return model
+    from .tasks import get_task
+
+    spec = get_task(task)
+    return f"{model} ({spec.glue_dir or task}, {spec.num_labels} labels)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the SVGs
+
+FIGURES: dict[str, Callable[..., Figure]] = {
+    "bert_finetuning": bert_finetuning,
+    "lora": lora,
+    "prefix_tuning": prefix_tuning,
+    "ptuning_v2_vs_prompt_tuning": ptuning_v2_vs_prompt_tuning,
+    "methods_overview": methods_overview,
+}
+
+
+def save_svg(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as an SVG that keeps text as text and is identical from run to run."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context(SVG_RC):
+        fig.savefig(path, format="svg", metadata={"Date": None})
+    return path
+
+
+def save_figures(out_dir: str | Path, names: Iterable[str] | None = None,
+                 overview_counts: dict[str, dict[str, dict]] | None = None) -> list[Path]:
+    """Draw the figures `names` (all by default) into `out_dir`/NAME.svg; returns the paths.
+
+    `overview_counts` is passed to `methods_overview` (None computes it).
+    """
+    names = list(names) if names is not None else list(FIGURES)
+    unknown = sorted(set(names) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"unknown figures {unknown}; choose from {', '.join(FIGURES)}")
+    paths = []
+    for name in names:
+        fig = (methods_overview(overview_counts) if name == "methods_overview"
+               else FIGURES[name]())
+        paths.append(save_svg(fig, Path(out_dir) / f"{name}.svg"))
+    return paths
+
+
+__all__ = ["FIGURES", "bert_finetuning", "figure_texts", "lora", "methods_overview",
+           "overview_counts", "prefix_tuning", "ptuning_v2_vs_prompt_tuning", "save_figures",
+           "save_svg"]

@@ -1,0 +1,429 @@
+"""Glue between the library and the fastNLP 1.0.1 `Trainer` (chapter 4), plus the prompt diagrams.
+
+fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...}` and
+`evaluate_step(**batch) -> {"pred": ..., "target": ...}`, and leaves data loading to plain torch
+`DataLoader`s. `FastNLPClassifier` adds those two methods to any model `build_model` returns;
+`train_with_fastnlp(args)` builds the run with `prepare_run` (same data, tokenizer, method and
+parameter counts as the library loop), trains it with fastNLP and returns the library's record,
+so `plots.plot_training` and `plots.records_table` draw it like any other run.
+
+`prompt_placement` and `plot_prompt_placement` show where the virtual tokens of the two prompt
+methods enter the encoder: the input embeddings only (prompt tuning) or the keys and values of
+every layer (P-Tuning v2), and what each costs in trainable parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from .arguments import RunArguments
+from .backbones import load_config, resolve_backbone
+from .methods import build_model, count_parameters, method_config
+from .preprocessing import LengthGroupedBatchSampler, make_collator
+from .records import device_description, peak_memory_mb, write_record
+from .tasks import get_task
+from .training import (PreparedRun, build_record, check_finite, check_output_dir,
+                       optimizer_groups, prepare_run, summary_line)
+
+PROMPT_METHODS = ("prompt-tuning", "ptuning-v2")
+
+
+def _import_fastnlp():
+    """Import fastNLP quietly: it imports the deprecated `pkg_resources` (needs setuptools<81)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        try:
+            import fastNLP
+        except ImportError as err:
+            raise ImportError(f"the fastNLP trainer needs `pip install fastNLP==1.0.1 "
+                              f"'setuptools<81'` ({err})") from None
+    return fastNLP
+
+
+# ---------------------------------------------------------------------------------------------
+# The model wrapper and the data loaders
+
+
+class FastNLPClassifier(nn.Module):
+    """A library-built sequence classifier with the `train_step`/`evaluate_step` fastNLP calls."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch: torch.Tensor):
+        return self.model(**batch)
+
+    def train_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Forward pass with labels; fastNLP calls `backward` on the returned `loss`."""
+        return {"loss": self.model(**batch).loss}
+
+    def evaluate_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Predicted class and gold label, the names fastNLP's `Accuracy.update` expects."""
+        logits = self.model(**batch).logits
+        return {"pred": logits.argmax(dim=-1), "target": batch["labels"]}
+
+
+def _dict_collator(tokenizer, pad_to_multiple_of: int | None):
+    """The library's dynamic-padding collator, returning a plain dict (fastNLP matches batch
+    keys to `train_step`'s arguments only for `dict` batches, not `BatchEncoding`)."""
+    collate = make_collator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    return lambda features: dict(collate(features))
+
+
+def make_dataloaders(run: PreparedRun, pad_to_multiple_of: int | None = None
+                     ) -> tuple[DataLoader, dict[str, DataLoader]]:
+    """Plain torch loaders over the tokenized splits: length-grouped shuffled batches for
+    training (as in the library loop), one ordered loader per evaluation split.
+
+    Plain loaders with num_workers=0 keep `prefetch_factor=None`: when fastNLP 1.0.1 rebuilds a
+    loader (to make it resumable or distributed) it copies that attribute, and torch rejects
+    any other value without workers.
+    """
+    args = run.args
+    collate = _dict_collator(run.tokenizer, pad_to_multiple_of)
+    train = run.data["train"]
+    sampler = LengthGroupedBatchSampler(train["length"], args.batch_size, seed=args.seed,
+                                        group_by_length=args.group_by_length)
+    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
+    eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
+                                      collate_fn=collate)
+                    for split in run.task.eval_splits}
+    return train_loader, eval_loaders
+
+
+# ---------------------------------------------------------------------------------------------
+# The history callback
+
+
+def _history_callback_class():
+    """The fastNLP callback class that keeps the record's history (built lazily: fastNLP is an
+    optional dependency of the library)."""
+    Callback = _import_fastnlp().Callback
+
+    class HistoryCallback(Callback):
+        """Loss log, per-epoch train loss and dev accuracy (`history`), mid-epoch evaluations
+        (`eval_log`), training time and example counts. Evaluation time is not training time."""
+
+        def __init__(self, eval_splits: tuple[str, ...], sampler, log_every: int,
+                     verbose: bool):
+            super().__init__()
+            self.eval_splits, self.sampler = eval_splits, sampler
+            self.log_every, self.verbose = max(1, log_every), verbose
+            self.history: list[dict[str, Any]] = []
+            self.eval_log: list[dict[str, Any]] = []
+            self.loss_log: list[tuple[int, float]] = []
+            self.train_time = 0.0
+            self.examples = self.tokens = self.step = 0
+            self._epoch_loss: list[torch.Tensor] = []
+            self._window: list[torch.Tensor] = []
+            self._tick = self._eval_tick = 0.0
+
+        def on_train_epoch_begin(self, trainer) -> None:
+            if hasattr(self.sampler, "set_epoch"):  # fastNLP only sets `loader.sampler`'s
+                self.sampler.set_epoch(trainer.cur_epoch_idx)
+            self._epoch_loss = []
+            self._tick = time.perf_counter()
+
+        def on_train_batch_begin(self, trainer, batch, indices) -> None:
+            self.examples += int(batch["input_ids"].shape[0])
+            self.tokens += int(batch["attention_mask"].sum())
+
+        def on_before_backward(self, trainer, outputs) -> None:
+            loss = outputs["loss"].detach().float()
+            self._epoch_loss.append(loss)
+            self._window.append(loss)
+
+        def on_train_batch_end(self, trainer) -> None:
+            self.step = trainer.global_forward_batches
+            if self.step % self.log_every == 0 or self.step == trainer.n_batches:
+                mean = torch.stack(self._window).mean().item()
+                check_finite(mean, self.step)
+                self.loss_log.append((self.step, round(mean, 6)))
+                self._window = []
+
+        def on_evaluate_begin(self, trainer) -> None:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self._eval_tick = time.perf_counter()
+
+        def on_evaluate_end(self, trainer, results: dict[str, float]) -> None:
+            self._tick += time.perf_counter() - self._eval_tick  # pause the training clock
+            step = trainer.global_forward_batches
+            entry = {"epoch": round(step / trainer.num_batches_per_epoch, 4), "step": step}
+            if trainer.batch_idx_in_epoch < trainer.num_batches_per_epoch:  # mid-epoch
+                self.eval_log.append({**entry, **parse_fastnlp_results(results,
+                                                                       self.eval_splits)})
+                return
+            losses = torch.stack(self._epoch_loss) if self._epoch_loss else torch.full((1,), 0.)
+            entry["train_loss"] = round(losses.mean().item(), 6)
+            entry.update(parse_fastnlp_results(results, self.eval_splits))
+            self.history.append(entry)
+            if self.verbose:
+                scores = " | ".join(f"{split} accuracy={entry[split]['accuracy']:.4f}"
+                                    for split in self.eval_splits)
+                print(f"epoch {trainer.cur_epoch_idx + 1} step {step}: train loss "
+                      f"{entry['train_loss']:.4f} | {scores}", flush=True)
+
+        def on_train_epoch_end(self, trainer) -> None:
+            self.train_time += time.perf_counter() - self._tick
+
+    return HistoryCallback
+
+
+def evaluation_schedule(eval_every_steps: int | None):
+    """fastNLP's `evaluate_every` as a function of the trainer: at the end of every epoch, and
+    every `eval_every_steps` batches when given (the library's `--eval-every-steps`)."""
+
+    def evaluate_now(trainer) -> bool:
+        if trainer.batch_idx_in_epoch == trainer.num_batches_per_epoch:
+            return True
+        return bool(eval_every_steps) and trainer.global_forward_batches % eval_every_steps == 0
+
+    return evaluate_now
+
+
+def parse_fastnlp_results(results: dict[str, float], eval_splits: tuple[str, ...]
+                          ) -> dict[str, dict[str, float]]:
+    """fastNLP's flat result keys (`acc#acc`, or `acc#acc#SPLIT` with several loaders) as the
+    library's `{split: {"accuracy": value}}`."""
+    out = {}
+    for split in eval_splits:
+        key = "acc#acc" if len(eval_splits) == 1 else f"acc#acc#{split}"
+        if key not in results:
+            raise KeyError(f"fastNLP results lack {key!r}: {sorted(results)}")
+        out[split] = {"accuracy": round(float(results[key]), 6)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def fastnlp_device() -> int | str:
+    """What fastNLP's `device` argument needs: GPU 0 when CUDA is available, else "cpu"."""
+    return 0 if torch.cuda.is_available() else "cpu"
+
+
+def train_with_fastnlp(args: RunArguments, train_batches_per_epoch: int = -1,
+                       verbose: bool = True, write: bool = True) -> dict[str, Any]:
+    """Train one run with the fastNLP `Trainer` and return the library's run record.
+
+    The same `RunArguments` as `training.train`: AdamW over the trainable parameters only,
+    linear warmup/decay, gradient clipping, dev accuracy after every epoch (and every
+    `eval_every_steps` batches when set). fastNLP trains
+    whole epochs (`ceil(epochs)`); `train_batches_per_epoch` caps the batches of each epoch.
+    `verbose` prints one line per epoch (fastNLP's own progress bars stay off).
+    """
+    task = get_task(args.task)
+    if task.main_metric != "accuracy":
+        raise ValueError(f"the fastNLP bridge reports accuracy; {task.name}'s main metric is "
+                         f"{task.main_metric}: train it with the library loop instead")
+    if args.max_steps:
+        raise ValueError("the fastNLP bridge trains whole epochs: use epochs (and "
+                         "train_batches_per_epoch) instead of max_steps")
+    started = time.perf_counter()
+    check_output_dir(args.resolved().output_dir)
+    run = prepare_run(args)
+    result = run_fastnlp(run, train_batches_per_epoch, verbose)
+    result["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record = build_record(run, result)
+    record["trainer"] = "fastnlp"
+    record["args"]["trainer"] = "fastnlp"
+    record["versions"]["fastNLP"] = _import_fastnlp().__version__
+    if write:
+        write_record(run.args.output_dir, record)
+    if verbose:
+        print(summary_line(record), flush=True)
+    return record
+
+
+def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bool = True
+                ) -> dict[str, Any]:
+    """Train `run.model` with `fastNLP.Trainer` (driver "torch"); the result dict that
+    `training.build_record` turns into a record."""
+    fastNLP = _import_fastnlp()
+    from fastNLP import Accuracy, Trainer
+    from fastNLP.core.callbacks import LRSchedCallback, TorchGradClipCallback
+    from transformers import get_linear_schedule_with_warmup
+
+    args = run.args
+    device = fastnlp_device()
+    train_loader, eval_loaders = make_dataloaders(
+        run, pad_to_multiple_of=8 if device != "cpu" else None)
+    steps_per_epoch = (len(train_loader) if train_batches_per_epoch < 0
+                       else min(train_batches_per_epoch, len(train_loader)))
+    num_epochs = max(1, math.ceil(args.epochs))
+    total_steps = num_epochs * steps_per_epoch
+    model = FastNLPClassifier(run.model)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, args.weight_decay), lr=args.lr,
+                                  eps=args.adam_epsilon, fused=True)  # as the library loop
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, num_warmup_steps=args.num_warmup_steps(total_steps),
+        num_training_steps=total_steps)
+    history = _history_callback_class()(run.task.eval_splits, train_loader.batch_sampler,
+                                        args.log_every, verbose)
+    callbacks = [history, LRSchedCallback(scheduler, step_on="batch")]
+    if args.max_grad_norm > 0:
+        # clips the optimizer's (trainable) parameters, after unscaling fp16 gradients
+        callbacks.append(TorchGradClipCallback(clip_value=args.max_grad_norm, clip_type="norm"))
+    # fastNLP's mixed precision is fp16 with a gradient scaler (no bf16): used on GPU unless
+    # --mixed-precision no
+    fp16 = device != "cpu" and args.mixed_precision != "no"
+    single = len(eval_loaders) == 1
+    level = fastNLP.logger.level
+    fastNLP.logger.setLevel("ERROR")  # fastNLP logs each sanity check, evaluation and a
+    try:  # warning that there is no progress bar (this module prints one line per epoch)
+        trainer = Trainer(
+            model=model, driver="torch", device=device, n_epochs=num_epochs,
+            optimizers=optimizer, train_dataloader=train_loader,
+            evaluate_dataloaders=next(iter(eval_loaders.values())) if single else eval_loaders,
+            metrics={"acc": Accuracy()}, callbacks=callbacks, fp16=fp16, progress_bar=None,
+            evaluate_every=evaluation_schedule(args.eval_every_steps))
+        trainer.run(num_train_batch_per_epoch=train_batches_per_epoch, num_eval_sanity_batch=0,
+                    catch_KeyboardInterrupt=False)
+    finally:
+        fastNLP.logger.setLevel(level)
+
+    torch_device = torch.device("cuda", 0) if device != "cpu" else torch.device("cpu")
+    entries = history.history
+    return {"metrics": {split: entries[-1][split] for split in run.task.eval_splits},
+            "history": entries, "loss_log": history.loss_log, "eval_log": history.eval_log,
+            "steps": history.step,
+            "epochs_run": round(history.step / steps_per_epoch, 4),
+            "train_time_s": round(history.train_time, 3),
+            "train_examples": history.examples, "train_tokens": history.tokens,
+            "device": device_description(torch_device), "num_processes": 1,
+            "mixed_precision": "fp16" if fp16 else "no",
+            "peak_memory_mb": round(peak_memory_mb(torch_device), 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shallow vs deep prompts: where the virtual tokens enter and what they cost
+
+
+def expected_prompt_params(method: str, num_virtual_tokens: int, hidden_size: int,
+                           num_layers: int) -> int:
+    """Trainable prompt parameters by formula: prompt tuning one vector per virtual token;
+    P-Tuning v2 a key and a value vector per virtual token in every layer."""
+    if method == "prompt-tuning":
+        return num_virtual_tokens * hidden_size
+    if method == "ptuning-v2":
+        return num_layers * 2 * num_virtual_tokens * hidden_size
+    raise ValueError(f"method must be one of {PROMPT_METHODS}, got {method!r}")
+
+
+def prompt_placement(backbone: str = "bert-base-uncased", num_virtual_tokens: int = 20,
+                     task: str = "sst2", head: str | None = None) -> pd.DataFrame:
+    """Both prompt methods built on the same backbone (random weights: counts do not depend on
+    them): where the prompt enters, its tensor shape, the formula and the counted parameters."""
+    spec = get_task(task)
+    resolved = resolve_backbone(backbone, random_init=True)
+    config = load_config(resolved, spec)
+    hidden = config.hidden_size
+    layers = config.num_hidden_layers
+    where = {"prompt-tuning": "input embeddings only (before layer 1)",
+             "ptuning-v2": f"keys and values of all {layers} layers"}
+    shape = {"prompt-tuning": f"{num_virtual_tokens} x {hidden}",
+             "ptuning-v2": f"{layers} layers x 2 (k, v) x {num_virtual_tokens} x {hidden}"}
+    rows = []
+    for method in PROMPT_METHODS:
+        model = build_model(resolved, spec, method_config(
+            method, num_virtual_tokens=num_virtual_tokens, head=head))
+        counts = count_parameters(model)
+        expected = expected_prompt_params(method, num_virtual_tokens, hidden, layers)
+        runs = forward_check(model)
+        rows.append({"method": method, "backbone": backbone, "prompt enters at": where[method],
+                     "prompt tensor": shape[method], "prompt params (formula)": expected,
+                     "prompt params (counted)": counts["method_params"],
+                     "head params": counts["head_params"], "trainable": counts["trainable"],
+                     "total": counts["total"],
+                     "trainable %": round(counts["trainable_percent"], 3),
+                     "forward pass": runs})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def forward_check(model: nn.Module) -> str:
+    """"ok" if the model runs a 3-token batch, else the error: `peft`'s deep prompts need an
+    architecture that accepts past keys/values (DistilBERT does not)."""
+    batch = {"input_ids": torch.tensor([[101, 2000, 102]]),
+             "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    try:
+        with torch.no_grad():
+            model.eval()(**batch)
+    except (ValueError, TypeError, RuntimeError) as err:
+        return f"fails: {err}"
+    return "ok"
+
+
+def plot_prompt_placement(num_layers: int = 6, num_virtual_tokens: int = 20,
+                          hidden_size: int = 768, num_input_tokens: int = 5):
+    """Two panels, the same encoder: prompt tuning puts trainable vectors (orange) in front of
+    the input embeddings only; P-Tuning v2 puts trainable keys/values in front at every layer."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    prompt_cols, width = 3, 0.8
+    frozen, trainable, token = "#d0d7e1", "#f28e2b", "#ffffff"
+    for ax, method in zip(axes, PROMPT_METHODS):
+        deep = method == "ptuning-v2"
+        params = expected_prompt_params(method, num_virtual_tokens, hidden_size, num_layers)
+        left = prompt_cols + 0.4
+        right = left + num_input_tokens
+        # input row: virtual tokens (shallow only) + word embeddings
+        for i in range(num_input_tokens):
+            ax.add_patch(Rectangle((left + i, 0), width, 0.6, fc=token, ec="black", lw=0.8))
+        ax.text(left + num_input_tokens / 2, -0.45, "[CLS] the movie was great ...",
+                ha="center", fontsize=8)
+        if not deep:
+            for i in range(prompt_cols):
+                ax.add_patch(Rectangle((i + 0.2, 0), width, 0.6, fc=trainable, ec="black",
+                                       lw=0.8))
+            ax.text(prompt_cols / 2 + 0.2, -0.45, f"{num_virtual_tokens} virtual tokens",
+                    ha="center", fontsize=8, color=trainable)
+        # encoder layers
+        for layer in range(num_layers):
+            y = 1.1 + layer * 0.9
+            ax.add_patch(Rectangle((left - 0.1, y), num_input_tokens, 0.65, fc=frozen,
+                                   ec="black", lw=0.8))
+            ax.text(left + num_input_tokens / 2 - 0.1, y + 0.32, f"layer {layer + 1} (frozen)",
+                    ha="center", va="center", fontsize=8)
+            if deep:
+                for i in range(prompt_cols):
+                    ax.add_patch(Rectangle((i + 0.2, y + 0.05), width, 0.55, fc=trainable,
+                                           ec="black", lw=0.8))
+            else:
+                for i in range(prompt_cols):  # the prompt's hidden states flow on, untrained
+                    ax.add_patch(Rectangle((i + 0.2, y + 0.05), width, 0.55, fc=token,
+                                           ec="#999999", lw=0.6, ls="--"))
+        if deep:
+            ax.text(prompt_cols / 2 + 0.2, -0.45, f"{num_virtual_tokens} keys + values per layer",
+                    ha="center", fontsize=8, color=trainable)
+        top = 1.1 + num_layers * 0.9
+        ax.text(left + 0.3, top + 0.05, "[CLS] -> head", fontsize=8)
+        ax.set_xlim(-0.2, right + 0.3)
+        ax.set_ylim(-0.9, top + 0.6)
+        ax.axis("off")
+        name = "prompt tuning (shallow)" if not deep else "P-Tuning v2 (deep)"
+        formula = (f"{num_virtual_tokens} x {hidden_size}" if not deep else
+                   f"{num_layers} x 2 x {num_virtual_tokens} x {hidden_size}")
+        ax.set_title(f"{name}\ntrainable prompt: {formula} = {params:,}", fontsize=9)
+    fig.suptitle("orange = trained prompt vectors; grey = frozen encoder; dashed = hidden "
+                 "states of the input prompt (computed, not trained)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["FastNLPClassifier", "PROMPT_METHODS", "expected_prompt_params", "fastnlp_device",
+           "forward_check",
+           "make_dataloaders", "parse_fastnlp_results", "plot_prompt_placement",
+           "prompt_placement", "run_fastnlp", "train_with_fastnlp"]

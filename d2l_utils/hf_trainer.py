@@ -55,8 +55,12 @@ def metrics_function(task: TaskSpec) -> Callable[[EvalPrediction], dict[str, flo
 def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = None,
                  model_init: Callable[[], nn.Module] | None = None) -> Trainer:
     """A `Trainer` on `run`'s data: with `run.model`, or with `model_init` (a fresh model each
-    `train()`, as hyperparameter search needs) when one is given."""
-    return Trainer(model=None if model_init else run.model,
+    `train()`, as hyperparameter search needs) when one is given. Models with `adapters` methods
+    get the adapters library's `AdapterTrainer`, which saves and reloads only the adapter."""
+    trainer_class = Trainer
+    if run.method.backend == "adapters" and model_init is None:
+        from adapters import AdapterTrainer as trainer_class
+    return trainer_class(model=None if model_init else run.model,
                    model_init=model_init,
                    args=training_args or training_arguments(run.args),
                    train_dataset=run.data["train"],

@@ -316,7 +316,7 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
                 "train_loss": round((epoch_loss / max(batch_in_epoch, 1)).item(), 6),
                 **results})
             state.update(epoch=epoch + 1, batch_in_epoch=0, epoch_loss=0.0)
-            if accelerator.is_local_main_process:
+            if args.progress and accelerator.is_local_main_process:
                 bar.write(_epoch_line(state["history"][-1], task))
             if step >= total_steps:
                 break

@@ -93,11 +93,15 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
                                  if k.startswith(prefix) and not k.endswith(
                                      ("runtime", "per_second"))}
     train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch
+    # The Trainer's train_runtime includes its per-epoch evaluations; the loop's does not.
+    eval_time = sum(v for e in logs for k, v in e.items() if k.endswith("_runtime")
+                    and k.startswith("eval_"))
+    train_time = max(output.metrics["train_runtime"] - eval_time, 1e-9)
     device = trainer.args.device
     return {"metrics": {split: history[-1][split] for split in task.eval_splits},
             "history": history, "loss_log": loss_log, "steps": trainer.state.global_step,
             "epochs_run": round(trainer.state.epoch, 4),
-            "train_time_s": round(output.metrics["train_runtime"], 3),
+            "train_time_s": round(train_time, 3),
             # after a resume the Trainer's rates mix old and new steps: report none
             "train_examples": None if resumed else round(
                 output.metrics["train_samples_per_second"] * output.metrics["train_runtime"]),

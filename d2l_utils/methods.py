@@ -174,6 +174,24 @@ _ADAPTERS_MATRICES = {"query": "q", "key": "k", "value": "v"}
 # Building a model
 
 
+# peft's prefix methods feed their prompts in as past key/values, which these models' attention
+# layers do not take (found when P-Tuning v2 failed on DistilBERT's forward pass).
+PAST_KEY_VALUE_METHODS = ("prefix", "ptuning-v2")
+NO_PAST_KEY_VALUES = ("distilbert",)
+
+
+def check_trainable(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> None:
+    """Fail before training when `config` can be built (and counted) on `backbone` but its
+    forward pass cannot run there."""
+    model_type = load_config(backbone, task).model_type
+    if (config.backend == "peft" and config.name in PAST_KEY_VALUE_METHODS
+            and model_type in NO_PAST_KEY_VALUES):
+        raise MethodError(
+            f"--method {config.name} with peft needs attention that accepts past key/values, "
+            f"which {model_type} does not have; use bert-base-uncased or roberta-base, or "
+            "--method prompt-tuning (input prompt only)")
+
+
 def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.Module:
     """A sequence classifier for `task` on `backbone` with `config` applied (what trains is set)."""
     model_config = load_config(backbone, task)

@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 from .arguments import RunArguments
 from .backbones import Backbone, load_config, load_tokenizer, resolve_backbone
 from .data import load_task_data
-from .methods import MethodConfig, build_model, count_parameters
+from .methods import MethodConfig, build_model, check_trainable, count_parameters
 from .metrics import compute_metrics, predictions_from_logits
 from .preprocessing import LengthGroupedBatchSampler, make_collator, tokenize_splits
 from .records import (command_line, device_description, library_versions, peak_memory_mb,
@@ -63,10 +63,11 @@ def prepare_run(args: RunArguments) -> PreparedRun:
     args = args.resolved()
     task, method = args.task_spec, args.method_config()
     set_seed(args.seed)
+    backbone = resolve_backbone(args.model, random_init=args.random_init)
+    check_trainable(backbone, task, method)  # before any data is loaded
     raw = load_task_data(task, data_dir=args.data_dir, tiny=args.tiny,
                          max_train_samples=args.max_train_samples,
                          max_eval_samples=args.max_eval_samples, seed=args.seed)
-    backbone = resolve_backbone(args.model, random_init=args.random_init)
     tokenizer = load_tokenizer(backbone, load_config(backbone, task))
     model = build_model(backbone, task, method)
     data = tokenize_splits(raw, tokenizer, task, args.max_seq_length)
@@ -436,6 +437,10 @@ def _rate(count: int | None, seconds: float) -> float | None:
     return None if count is None else round(count / seconds, 2)
 
 
+def _per_second(rate: float | None) -> str:
+    return "ex/s n/a (resumed run)" if rate is None else f"{rate:.1f} ex/s"
+
+
 def summary_line(record: dict[str, Any]) -> str:
     """One line that says what ran and how well, for the end of a run."""
     main = record["main_metric"]
@@ -444,6 +449,6 @@ def summary_line(record: dict[str, Any]) -> str:
     return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
             f"{main['name']}={main['value']:.4f} | trainable {params['trainable']:,} of "
             f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "
-            f"{record['wall_time_s']:.1f} s, {record['train_examples_per_s'] or 0:.1f} ex/s | "
+            f"{record['wall_time_s']:.1f} s, {_per_second(record['train_examples_per_s'])} | "
             f"record: {record['args']['output_dir']}/record.json{tag}")
 

@@ -82,3 +82,14 @@ def test_unknown_choices_exit_2_listing_valid_ones(capsys, options):
         main(["params", *options.split()])
     assert info.value.code == 2
     assert "choose from" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["ptuning-v2", "prefix --backend peft"])
+def test_prefix_methods_on_distilbert_fail_before_training(tmp_path, capsys, method):
+    """peft feeds these prompts as past key/values, which DistilBERT cannot take: say so before
+    any data is loaded, instead of a traceback from inside the forward pass."""
+    code = main(["train", "--tiny", "--task", "sst2", "--model", "distilbert-base-uncased",
+                 "--random-init", *f"--method {method}".split(), "--output-dir", str(tmp_path)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "past key/values" in err and "distilbert" in err and "Traceback" not in err

@@ -58,6 +58,23 @@ def run_one(name: str, options: list[str], data_dir: str, force: bool) -> None:
           f"{target.relative_to(ROOT)}", flush=True)
 
 
+def summary() -> str:
+    """A markdown table of the committed records (for results/README.md)."""
+    sys.path.insert(0, str(ROOT))
+    from d2l_utils.plots import records_table
+    from d2l_utils.records import committed_records
+
+    records = committed_records()
+    table = records_table(records)
+    lines = ["| record | task | method | dev metric | trainable | wall s | train ex/s | peak MB |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for record, (_, row) in zip(records, table.iterrows()):
+        lines.append(f"| `{record['record_file']}` | {row['task']} | {row['method']} | "
+                     f"{row['metric']} {row['value']:.4f} | {row['trainable']:,} | "
+                     f"{row['wall time s']:.0f} | {row['train ex/s']} | {row['peak MB']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="folder in the official GLUE layout")
@@ -65,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run only record names containing this text")
     parser.add_argument("--force", action="store_true", help="redo runs whose record exists")
     parser.add_argument("--list", action="store_true", help="print the plan and stop")
+    parser.add_argument("--summary", action="store_true",
+                        help="print a markdown table of the committed records and stop")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary())
+        return 0
     plan = planned_runs()
     for group in args.group or list(plan):
         for name, options in plan[group]:

@@ -7,9 +7,10 @@ fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...
 parameter counts as the library loop), trains it with fastNLP and returns the library's record,
 so `plots.plot_training` and `plots.records_table` draw it like any other run.
 
-`prompt_placement` and `plot_prompt_placement` show where the virtual tokens of the two prompt
-methods enter the encoder: the input embeddings only (prompt tuning) or the keys and values of
-every layer (P-Tuning v2), and what each costs in trainable parameters.
+`prompt_placement` tabulates where the virtual tokens of the two prompt methods enter the
+encoder: the input embeddings only (prompt tuning) or the keys and values of every layer
+(P-Tuning v2), and what each costs in trainable parameters. The diagram of the same is
+`d2l_utils.figures.ptuning_v2_vs_prompt_tuning`.
 """
 
 from __future__ import annotations
@@ -364,66 +365,7 @@ def forward_check(model: nn.Module) -> str:
     return "ok"
 
 
-def plot_prompt_placement(num_layers: int = 6, num_virtual_tokens: int = 20,
-                          hidden_size: int = 768, num_input_tokens: int = 5):
-    """Two panels, the same encoder: prompt tuning puts trainable vectors (orange) in front of
-    the input embeddings only; P-Tuning v2 puts trainable keys/values in front at every layer."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    prompt_cols, width = 3, 0.8
-    frozen, trainable, token = "#d0d7e1", "#f28e2b", "#ffffff"
-    for ax, method in zip(axes, PROMPT_METHODS):
-        deep = method == "ptuning-v2"
-        params = expected_prompt_params(method, num_virtual_tokens, hidden_size, num_layers)
-        left = prompt_cols + 0.4
-        right = left + num_input_tokens
-        # input row: virtual tokens (shallow only) + word embeddings
-        for i in range(num_input_tokens):
-            ax.add_patch(Rectangle((left + i, 0), width, 0.6, fc=token, ec="black", lw=0.8))
-        ax.text(left + num_input_tokens / 2, -0.45, "[CLS] the movie was great ...",
-                ha="center", fontsize=8)
-        if not deep:
-            for i in range(prompt_cols):
-                ax.add_patch(Rectangle((i + 0.2, 0), width, 0.6, fc=trainable, ec="black",
-                                       lw=0.8))
-            ax.text(prompt_cols / 2 + 0.2, -0.45, f"{num_virtual_tokens} virtual tokens",
-                    ha="center", fontsize=8, color=trainable)
-        # encoder layers
-        for layer in range(num_layers):
-            y = 1.1 + layer * 0.9
-            ax.add_patch(Rectangle((left - 0.1, y), num_input_tokens, 0.65, fc=frozen,
-                                   ec="black", lw=0.8))
-            ax.text(left + num_input_tokens / 2 - 0.1, y + 0.32, f"layer {layer + 1} (frozen)",
-                    ha="center", va="center", fontsize=8)
-            if deep:
-                for i in range(prompt_cols):
-                    ax.add_patch(Rectangle((i + 0.2, y + 0.05), width, 0.55, fc=trainable,
-                                           ec="black", lw=0.8))
-            else:
-                for i in range(prompt_cols):  # the prompt's hidden states flow on, untrained
-                    ax.add_patch(Rectangle((i + 0.2, y + 0.05), width, 0.55, fc=token,
-                                           ec="#999999", lw=0.6, ls="--"))
-        if deep:
-            ax.text(prompt_cols / 2 + 0.2, -0.45, f"{num_virtual_tokens} keys + values per layer",
-                    ha="center", fontsize=8, color=trainable)
-        top = 1.1 + num_layers * 0.9
-        ax.text(left + 0.3, top + 0.05, "[CLS] -> head", fontsize=8)
-        ax.set_xlim(-0.2, right + 0.3)
-        ax.set_ylim(-0.9, top + 0.6)
-        ax.axis("off")
-        name = "prompt tuning (shallow)" if not deep else "P-Tuning v2 (deep)"
-        formula = (f"{num_virtual_tokens} x {hidden_size}" if not deep else
-                   f"{num_layers} x 2 x {num_virtual_tokens} x {hidden_size}")
-        ax.set_title(f"{name}\ntrainable prompt: {formula} = {params:,}", fontsize=9)
-    fig.suptitle("orange = trained prompt vectors; grey = frozen encoder; dashed = hidden "
-                 "states of the input prompt (computed, not trained)", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 __all__ = ["FastNLPClassifier", "PROMPT_METHODS", "expected_prompt_params", "fastnlp_device",
            "forward_check",
-           "make_dataloaders", "parse_fastnlp_results", "plot_prompt_placement",
+           "make_dataloaders", "parse_fastnlp_results",
            "prompt_placement", "run_fastnlp", "train_with_fastnlp"]

@@ -10,7 +10,7 @@ import torch
 from d2l_utils.arguments import RunArguments
 from d2l_utils.fastnlp_bridge import (FastNLPClassifier, expected_prompt_params,
                                       make_dataloaders, parse_fastnlp_results,
-                                      plot_prompt_placement, prompt_placement, run_fastnlp,
+                                      prompt_placement, run_fastnlp,
                                       train_with_fastnlp)
 from d2l_utils.plots import plot_training, records_table
 from d2l_utils.training import prepare_run
@@ -113,13 +113,6 @@ def test_results_parsing_and_clear_errors(tmp_path):
         train_with_fastnlp(tiny_args(tmp_path, max_steps=3))
     with pytest.raises(ValueError, match="method must be one of"):
         expected_prompt_params("lora", 20, 64, 2)
-
-
-def test_placement_diagram_has_both_methods():
-    fig = plot_prompt_placement(num_layers=3, num_virtual_tokens=20, hidden_size=64)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert len(titles) == 2
-    assert "1,280" in titles[0] and "7,680" in titles[1]  # 20 x 64 and 3 x 2 x 20 x 64
 
 
 def test_the_course_setup_on_distilbert():

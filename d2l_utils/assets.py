@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import urllib.parse
 import urllib.request
 import zipfile
@@ -25,12 +24,12 @@ from pathlib import Path
 
 import torch
 
+from .hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
 from .scratch_bert import BERT_CONFIGS, BERTConfig, BERTModel, count_parameters
 from .snli_pairs import Vocab
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 # The variables that already mean "no network" for the hub (see hub.py), plus one of our own.
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "D2L_OFFLINE")
 CACHE_ENV = "D2L_CACHE_DIR"
 
 
@@ -97,22 +96,6 @@ def verify_sha1(path: str | os.PathLike, expected: str) -> None:
         raise ChecksumError(f"{path}: SHA-1 mismatch (expected {expected}, got {actual}); the "
                             "file is damaged or not the registered one. Delete it and download "
                             "again.")
-
-
-def offline_reason(url: str, timeout: float = 3.0) -> str | None:
-    """Why `url` cannot be downloaded now (found within `timeout` s); None when it can."""
-    parts = urllib.parse.urlparse(url)
-    if parts.scheme == "file":  # a local file needs no network
-        return None
-    for var in OFFLINE_VARS:
-        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return f"{var} is set"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=timeout).close()
-    except OSError as err:
-        return f"{parts.hostname} is not reachable ({type(err).__name__})"
-    return None
 
 
 def download(name: str, cache_dir: str | os.PathLike | None = None,

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from d2l_utils import assets
+from d2l_utils import assets, hub
 from d2l_utils.assets import (ASSETS, Asset, AssetError, ChecksumError, download,
                               download_extract, load_pretrained_bert, offline_reason,
                               pretrained_or_random_bert, sha1sum, verify_sha1)
@@ -41,7 +41,7 @@ def no_network(monkeypatch):
     """Fail the test if anything tries to open a connection or a URL."""
     def refuse(*args, **kwargs):
         raise AssertionError("the network was touched")
-    monkeypatch.setattr(assets.socket, "create_connection", refuse)
+    monkeypatch.setattr(hub.socket, "create_connection", refuse)
     monkeypatch.setattr(assets.urllib.request, "urlopen", refuse)
 
 
@@ -113,12 +113,12 @@ def test_offline_fails_fast_without_touching_the_network(tmp_path, monkeypatch, 
 
 
 def test_unreachable_host_is_reported(monkeypatch):
-    for var in assets.OFFLINE_VARS:
+    for var in hub.OFFLINE_VARS:
         monkeypatch.delenv(var, raising=False)
 
     def unreachable(*args, **kwargs):
         raise TimeoutError("timed out")
-    monkeypatch.setattr(assets.socket, "create_connection", unreachable)
+    monkeypatch.setattr(hub.socket, "create_connection", unreachable)
     assert "not reachable (TimeoutError)" in offline_reason("http://example.invalid/x.zip")
 
 

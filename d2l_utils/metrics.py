@@ -38,7 +38,8 @@ def predictions_from_logits(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
     return logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
 
 
-def compute_metrics(task: TaskSpec, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def compute_metrics(task: TaskSpec, predictions: np.ndarray,
+                    labels: np.ndarray) -> dict[str, float]:
     """Every official metric of `task`; `predictions` are class ids or regression scores."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if predictions.shape != labels.shape:

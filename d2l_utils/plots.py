@@ -35,7 +35,7 @@ def metric_curve(record: dict[str, Any]) -> tuple[list[int], list[float]]:
 
 def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
                   title: str | None = None) -> plt.Figure:
-    """Training loss (left) and the main dev metric (right) against optimizer steps, a line a run."""
+    """Training loss (left) and the main dev metric (right) by optimizer step, a line a run."""
     labels = list(labels) if labels else [run_label(r) for r in records]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
     for record, label in zip(records, labels):

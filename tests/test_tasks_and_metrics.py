@@ -70,7 +70,8 @@ def test_regression_metrics_against_hand_computed_values():
 def test_predictions_from_logits():
     logits = np.array([[0.1, 0.9], [2.0, -1.0]])
     assert predictions_from_logits(get_task("sst2"), logits).tolist() == [1, 0]
-    assert predictions_from_logits(get_task("stsb"), np.array([[0.5], [4.0]])).tolist() == [0.5, 4.0]
+    logits = np.array([[0.5], [4.0]])
+    assert predictions_from_logits(get_task("stsb"), logits).tolist() == [0.5, 4.0]
 
 
 def test_metrics_reject_mismatched_or_empty_inputs():

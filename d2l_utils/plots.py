@@ -87,6 +87,9 @@ def params_table(counts: dict[str, dict[str, Any]],
 def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The comparison table: metric, trainable parameters, time, throughput and memory a run."""
     rows = []
+    columns = ["task", "method", "model", "metric", "value", "all metrics", "trainable",
+               "trainable %", "train examples", "epochs", "wall time s", "train ex/s", "peak MB",
+               "device", "profile"]
     for r in records:
         main = r["main_metric"]
         rows.append({
@@ -103,7 +106,7 @@ def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "peak MB": round(r["peak_memory_mb"]) if r.get("peak_memory_mb") else None,
             "device": r.get("device"), "profile": r.get("profile"),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:

@@ -99,7 +99,7 @@ class BenchArguments:
     warmup_steps: int = field(default=3, **_help("untimed steps per way before the timed ones"))
     threads: int | None = field(default=None, **_help("torch CPU threads (default: torch's)"))
     peak_tflops: float | None = field(default=None, **_help(
-        "peak TFLOP/s for FLOP utilization (default: looked up from the GPU name)"))
+        "peak TFLOP/s for FLOP utilization (default: measured with bf16 matmuls on the GPU)"))
     output: str | None = field(default=None, **_help("also append the JSON line to this file"))
 
     def __post_init__(self) -> None:
@@ -298,14 +298,38 @@ def seeded_model(run: PreparedRun) -> nn.Module:
     return build_model(run.backbone, run.task, run.method)
 
 
-def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
-    """Peak FLOP/s: the `--peak-tflops` option, else the known peak of this GPU, else None."""
-    if peak_tflops is not None:
-        return peak_tflops * 1e12
+def datasheet_peak_flops(device: torch.device) -> float | None:
+    """The vendor's dense bf16/fp16 peak of this GPU, when it is in `PEAK_FLOPS`."""
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
     return next((peak for pattern, peak in PEAK_FLOPS if re.search(pattern, name)), None)
+
+
+def measured_peak_flops(device: torch.device, size: int = 8192, repeats: int = 20,
+                        dtype: torch.dtype = torch.bfloat16) -> float | None:
+    """The best FLOP/s this GPU reaches on large square bf16 matmuls: the ceiling MFU is
+    measured against (datasheet peaks are rarely reachable). None on CPU."""
+    if device.type != "cuda":
+        return None
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
+    """Peak FLOP/s for MFU: `--peak-tflops` when given, else measured on this GPU (bf16
+    matmul), else None (CPU)."""
+    if peak_tflops is not None:
+        return peak_tflops * 1e12
+    return measured_peak_flops(device)
 
 
 def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
@@ -356,6 +380,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "params": params, "peak_flops": peak,
+        "peak_flops_datasheet": datasheet_peak_flops(device),
         **ways,
         "ratio_vs_fixed_padding": round(library / ways["fixed_padding"]["examples_per_s"], 6),
         "ratio_vs_hf_trainer": round(library / ways["hf_trainer"]["examples_per_s"], 6),

@@ -63,11 +63,11 @@ def prepare_run(args: RunArguments) -> PreparedRun:
     args = args.resolved()
     task, method = args.task_spec, args.method_config()
     set_seed(args.seed)
-    backbone = resolve_backbone(args.model, random_init=args.random_init)
-    check_trainable(backbone, task, method)  # before any data is loaded
     raw = load_task_data(task, data_dir=args.data_dir, tiny=args.tiny,
                          max_train_samples=args.max_train_samples,
                          max_eval_samples=args.max_eval_samples, seed=args.seed)
+    backbone = resolve_backbone(args.model, random_init=args.random_init)
+    check_trainable(backbone, task, method)  # before the weights are loaded
     tokenizer = load_tokenizer(backbone, load_config(backbone, task))
     model = build_model(backbone, task, method)
     data = tokenize_splits(raw, tokenizer, task, args.max_seq_length)

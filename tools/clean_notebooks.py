@@ -23,7 +23,9 @@ def clean(notebook: dict) -> dict:
     notebook["metadata"] = {k: v for k, v in notebook.get("metadata", {}).items()
                             if k in KEEP_METADATA}
     notebook["metadata"].get("language_info", {}).pop("version", None)
+    notebook["nbformat_minor"] = 4  # no random cell ids in git (4.5 requires them)
     for cell in notebook["cells"]:
+        cell.pop("id", None)
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k == "tags"}
         if cell["cell_type"] == "code":
             cell["outputs"] = []

@@ -73,7 +73,9 @@ def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
             "dev": " / ".join(f"{sizes[s]:,}" for s in task.eval_splits if s in sizes) or None,
             "sizes from": SIZE_SOURCE.get(name),
         })
-    return pd.DataFrame(rows).set_index("task")
+    table = pd.DataFrame(rows).set_index("task")
+    table["train"] = table["train"].astype("Int64")  # whole numbers, <NA> where unknown
+    return table
 
 
 def metric_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:

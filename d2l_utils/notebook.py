@@ -7,7 +7,6 @@ a few steps: offline, seconds). With nothing set, the notebook does the real run
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, TypeVar
 
 TINY_ENV = "D2L_TINY"
@@ -23,8 +22,14 @@ def profile_name() -> str:
     return "tiny" if tiny_profile() else "real"
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel, where a figure can be redrawn in place."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def choose(tiny: T, real: T) -> T:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .notebook import in_notebook
 from .records import device_description
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,16 +43,6 @@ def describe_devices(devices: Sequence[torch.device]) -> str:
     """'NVIDIA T4', '2 x NVIDIA A100 (DataParallel)', or the CPU description."""
     name = device_description(devices[0])
     return name if len(devices) == 1 else f"{len(devices)} x {name} (DataParallel)"
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel, where a figure can be redrawn in place."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def plot_history(history: dict[str, Any], title: str | None = None,

@@ -276,6 +276,7 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
                 examples += batch["input_ids"].shape[0]
                 tokens += batch["attention_mask"].sum()
                 bar.update(1)
+                pause_for_tests(step, stop)
                 logging_now = step % args.log_every == 0 or step == total_steps
                 saving_now = bool(args.save_every_steps) and step % args.save_every_steps == 0
                 if logging_now or saving_now or stop.raised:
@@ -342,6 +343,19 @@ def train_with_loop(run: PreparedRun) -> dict[str, Any]:
             "resumed_from": str(latest) if latest else None,
             "rank_weight_digests": digests,
             "is_main_process": accelerator.is_main_process, "model": unwrapped}
+
+
+PAUSE_ENV = "D2L_PAUSE_AT_STEP"
+
+
+def pause_for_tests(step: int, stop: _StopFlag) -> None:
+    """Testing hook: with `D2L_PAUSE_AT_STEP=N`, print a marker line after step N and wait for
+    a signal there, so interruption tests kill or interrupt a run at a known step."""
+    if os.environ.get(PAUSE_ENV) != str(step):
+        return
+    print(f"paused at step {step}", flush=True)
+    while not stop.raised:  # SIGKILL ends the process; SIGINT sets the flag and saves
+        time.sleep(0.02)
 
 
 def check_finite(loss: float, step: int, last_good: Path | None = None) -> None:

@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from safetensors.torch import load_file
 
 from d2l_utils.checkpoints import latest_checkpoint, list_checkpoints
 from d2l_utils.cli import main
+from d2l_utils.training import PAUSE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 # MiniLM makes each step take a fraction of a second on CPU, so a kill lands mid-run.
@@ -22,19 +22,27 @@ RUN = ["-m", "d2l_utils", "train", "--tiny", "--task", "sst2", "--model", "minil
        "2", "--log-every", "2", "--no-progress"]
 
 
-def start(output_dir: Path, *extra: str) -> subprocess.Popen:
+# 56 tiny SST-2 examples, batch 16: 4 steps an epoch, 12 in all; checkpoints at even steps.
+TOTAL_STEPS = 12
+
+
+def start(output_dir: Path, *extra: str, pause_at: int | None = None) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop(PAUSE_ENV, None)
+    if pause_at is not None:  # the run prints a marker after this step and waits for a signal
+        env[PAUSE_ENV] = str(pause_at)
     return subprocess.Popen([sys.executable, *RUN, "--output-dir", str(output_dir), *extra],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
-def wait_for_checkpoint(proc: subprocess.Popen, output_dir: Path, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while latest_checkpoint(output_dir) is None:
-        assert proc.poll() is None, f"run ended before its first checkpoint: {proc.stderr.read()}"
-        assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
+def wait_for_pause(proc: subprocess.Popen, step: int) -> None:
+    """Read the run's output up to its marker line: it is now waiting at `step`, so a signal
+    sent now lands at that step, whatever the machine's speed."""
+    for line in proc.stdout:
+        if line.strip() == f"paused at step {step}":
+            return
+    pytest.fail(f"run ended before step {step}: {proc.stderr.read()[-3000:]}")
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -65,10 +73,9 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, uninterrupted):
     out = tmp_path / "killed"
-    proc = start(out)
-    wait_for_checkpoint(proc, out)
-    time.sleep(random.uniform(0.0, 1.5))  # a random step after the first checkpoint
-    assert proc.poll() is None, "the run finished before it could be killed"
+    step = random.randint(3, TOTAL_STEPS - 1)  # a random step after the first checkpoint
+    proc = start(out, pause_at=step)
+    wait_for_pause(proc, step)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "record.json").exists()
@@ -83,12 +90,13 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, uninterrupted):
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, uninterrupted):
     out = tmp_path / "interrupted"
-    proc = start(out)
-    wait_for_checkpoint(proc, out)
+    proc = start(out, pause_at=5)
+    wait_for_pause(proc, 5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "--resume" in err and "checkpoint saved" in err
+    assert latest_checkpoint(out).name == "step-00000005"  # saved at the step it was stopped
     finish(start(out, "--resume"))
     assert_same_result(out, uninterrupted)
 

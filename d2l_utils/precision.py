@@ -1,0 +1,93 @@
+"""Which floating-point precision to train in, decided from the GPU that is actually there.
+
+    resolve_precision("auto")      # "fp16" on a T4 or V100, "bf16" on an A100/L4/H100, "no" on CPU
+    hf_precision_kwargs("auto")    # {"fp16": ..., "bf16": ...} for transformers' TrainingArguments
+    fastnlp_precision("auto")      # (fp16: bool, note for the run record) for fastNLP 1.0.1
+
+The choices are accelerate's names: `no` (fp32), `fp16` (float16 autocast with a gradient scaler:
+accelerate and the HF Trainer add the scaler themselves), `bf16` (bfloat16 autocast, no scaler).
+
+bf16 is used only where the GPU does it natively, from compute capability 8.0 (Ampere) up.
+`torch.cuda.is_bf16_supported()` is deliberately not consulted: since torch 2.3 it returns True on
+a T4 (7.5) too, because it counts emulation, and emulated bf16 is several times slower than fp16
+there. The capability from `torch.cuda.get_device_capability()` decides.
+"""
+
+from __future__ import annotations
+
+CHOICES = ("auto", "no", "fp16", "bf16")
+NATIVE_BF16 = (8, 0)  # compute capability from which bf16 runs on tensor cores (Ampere)
+
+
+class PrecisionError(ValueError):
+    """A precision the hardware here cannot run (or a name that is not a precision)."""
+
+
+def _gpu() -> tuple[str, tuple[int, int]] | None:
+    """(name, compute capability) of the current CUDA device, or None without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return torch.cuda.get_device_name(), (int(major), int(minor))
+
+
+def _describe(gpu: tuple[str, tuple[int, int]]) -> str:
+    name, (major, minor) = gpu
+    return f"{name} (compute capability {major}.{minor})"
+
+
+def resolve_precision(choice: str = "auto") -> str:
+    """`no`, `fp16` or `bf16` for this machine; `choice` is one of auto|no|fp16|bf16.
+
+    - `auto`: bf16 on a GPU of compute capability 8.0 or more, fp16 (with a gradient scaler)
+      below that (T4 7.5, V100 7.0), fp32 (`no`) without a GPU.
+    - `no` is always allowed.
+    - `bf16` on a GPU below 8.0 raises `PrecisionError`: it would only be emulated there; use fp16.
+    - `fp16` or `bf16` without a GPU raises `PrecisionError` rather than quietly training in fp32.
+      An explicit request is a statement about the run: a silent fallback would produce a run
+      record (and timings) that are not what was asked for. `auto` is the way to say "whatever fits".
+    """
+    if choice not in CHOICES:
+        raise PrecisionError(f"precision must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if choice == "no":
+        return "no"
+    gpu = _gpu()
+    if gpu is None:
+        if choice == "auto":
+            return "no"
+        raise PrecisionError(
+            f"{choice} needs a CUDA GPU and none is available here: use --precision auto or no "
+            "(fp32) on CPU")
+    native_bf16 = gpu[1] >= NATIVE_BF16
+    if choice == "auto":
+        return "bf16" if native_bf16 else "fp16"
+    if choice == "bf16" and not native_bf16:
+        raise PrecisionError(
+            f"bf16 is not native on {_describe(gpu)}: it needs compute capability 8.0 or more "
+            "(A100, L4, H100) and would only be emulated here; use --precision fp16 (or auto)")
+    return choice
+
+
+def hf_precision_kwargs(choice: str = "auto") -> dict[str, bool]:
+    """`{"fp16": ..., "bf16": ...}` for `transformers.TrainingArguments` (both False: fp32)."""
+    resolved = resolve_precision(choice)
+    return {"fp16": resolved == "fp16", "bf16": resolved == "bf16"}
+
+
+def fastnlp_precision(choice: str = "auto") -> tuple[bool, str]:
+    """(fp16, note) for fastNLP 1.0.1's `Trainer(fp16=...)`; the note goes into the run record.
+
+    fastNLP 1.0.1 knows fp16 only, so every GPU gets fp16 (also where `auto` would pick bf16 for
+    the other methods, and for an explicit `bf16`, which is first checked like everywhere else),
+    unless fp32 (`no`) was asked for. Without a GPU: fp32.
+    """
+    resolved = resolve_precision(choice)
+    if resolved == "no":
+        gpu = _gpu()
+        return False, "fp32 on CPU" if gpu is None else f"fp32 as requested on {_describe(gpu)}"
+    where = _describe(_gpu())
+    if resolved == "bf16":
+        return True, f"fastNLP 1.0.1 supports fp16 only: fp16 instead of bf16 on {where}"
+    return True, f"fastNLP 1.0.1 supports fp16 only: fp16 on {where}"

@@ -47,7 +47,7 @@ def resolve_precision(choice: str = "auto") -> str:
     - `bf16` on a GPU below 8.0 raises `PrecisionError`: it would only be emulated there; use fp16.
     - `fp16` or `bf16` without a GPU raises `PrecisionError` rather than quietly training in fp32.
       An explicit request is a statement about the run: a silent fallback would produce a run
-      record (and timings) that are not what was asked for. `auto` is the way to say "whatever fits".
+      record (and timings) that are not what was asked for; `auto` says "whatever fits here".
     """
     if choice not in CHOICES:
         raise PrecisionError(f"precision must be one of {', '.join(CHOICES)}, not {choice!r}")

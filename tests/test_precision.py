@@ -49,7 +49,8 @@ def test_auto_on_t4_ignores_emulated_bf16(machine):
     assert hf_precision_kwargs("auto") == {"fp16": True, "bf16": False}
 
 
-@pytest.mark.parametrize("gpu", [T4, V100, A100, H100, None], ids=["T4", "V100", "A100", "H100", "CPU"])
+@pytest.mark.parametrize("gpu", [T4, V100, A100, H100, None],
+                         ids=["T4", "V100", "A100", "H100", "CPU"])
 def test_no_is_fp32_everywhere(machine, gpu):
     machine(gpu)
     assert resolve_precision("no") == "no"

@@ -132,6 +132,10 @@ def uv_config(freeze: Freeze) -> str:
                    for name in sorted(freeze.local))
 
 
+RESOLVED_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)"
+                           r"\s*(?:#\s*via\s+(.*))?$")
+
+
 @dataclass
 class Resolved:
     version: str
@@ -142,8 +146,7 @@ def parse_resolution(text: str) -> dict[str, Resolved]:
     """`uv pip compile --annotation-style line` output -> {canonical name: Resolved}."""
     resolved = {}
     for line in text.splitlines():
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)\s*(?:#\s*via\s+(.*))?$",
-                         line.strip())
+        match = RESOLVED_LINE.match(line.strip())
         if match:
             name, version, via = match.groups()
             resolved[canonicalize_name(name)] = Resolved(
@@ -271,9 +274,9 @@ def check(freeze_path: Path, requirements: Path = REQUIREMENTS, resolve=run_uv) 
     freeze = parse_freeze(freeze_path.read_text(encoding="utf-8"))
     pins = parse_requirements(requirements.read_text(encoding="utf-8"))
     constraints = constraints_for(freeze, pins)
-    print(f"Resolving {requirements.relative_to(ROOT) if requirements.is_relative_to(ROOT) else requirements}"
-          f" for Python {PYTHON} ({PLATFORM}) against {freeze_path}: {len(freeze.versions)} "
-          f"packages, {len(constraints)} kept as constraints"
+    shown = requirements.relative_to(ROOT) if requirements.is_relative_to(ROOT) else requirements
+    print(f"Resolving {shown} for Python {PYTHON} ({PLATFORM}) against {freeze_path}: "
+          f"{len(freeze.versions)} packages, {len(constraints)} kept as constraints"
           + (f"; {len(freeze.unversioned)} without a version (direct references, editable): "
              + ", ".join(freeze.unversioned) if freeze.unversioned else ""))
     try:

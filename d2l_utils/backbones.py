@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import try_to_load_from_cache
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from .hub import offline_reason
@@ -83,14 +84,13 @@ def _model_type(config_path: str) -> str:
 
 def _roberta_tokenizer_source() -> tuple[str, str]:
     """roberta-base's own BPE tokenizer if cached locally, else the WordPiece stand-in."""
-    try:
-        AutoTokenizer.from_pretrained("roberta-base", local_files_only=True)
+    tokenizer, _ = _from_cache(AutoTokenizer, "roberta-base", {})
+    if tokenizer is not None:
         return "roberta-base", ""
-    except OSError:
-        note = ("roberta-base's tokenizer is not available offline; using the bert-base-uncased "
-                "WordPiece vocabulary as a stand-in (fine for parameter counts and throughput "
-                "with random weights, not for accuracy)")
-        return minilm_path(), note
+    note = ("roberta-base's tokenizer is not available offline; using the bert-base-uncased "
+            "WordPiece vocabulary as a stand-in (fine for parameter counts and throughput "
+            "with random weights, not for accuracy)")
+    return minilm_path(), note
 
 
 def _hub_hint(name: str) -> str:
@@ -100,17 +100,66 @@ def _hub_hint(name: str) -> str:
             f"or pass a local folder saved with save_pretrained().")
 
 
+# What a loader cannot do without: one of these files must be in the hub cache before a
+# cache-only load is worth trying (config.json alone, cached by AutoConfig, is not enough).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def _is(loader, base: type) -> bool:
+    return isinstance(loader, type) and issubclass(loader, base)
+
+
+def _in_cache(loader, source: str, kwargs: dict) -> bool:
+    """Whether the hub cache holds what `loader` needs from repository `source`: config.json
+    for a config, a vocabulary file for a tokenizer, a weights file for a model."""
+    if loader is AutoTokenizer or _is(loader, PreTrainedTokenizerBase):
+        names = TOKENIZER_FILES
+    elif loader is AutoConfig or _is(loader, PretrainedConfig):
+        names = ("config.json",)
+    else:
+        names = WEIGHT_FILES
+    try:
+        return any(isinstance(try_to_load_from_cache(source, name,
+                                                     cache_dir=kwargs.get("cache_dir"),
+                                                     revision=kwargs.get("revision")), str)
+                   for name in names)
+    except ValueError:  # not a valid repository id: nothing of it can be cached
+        return False
+
+
+def _from_cache(loader, source: str, kwargs: dict):
+    """(loaded object, None) from the hub cache alone, or (None, why not) without the network.
+
+    The cache is tried only when it holds the loader's key file. With just config.json cached
+    (AutoConfig ran first), a cache-only load does not fail with the OSError of a missing file:
+    `AutoTokenizer` builds a tokenizer from no vocabulary (TypeError, or ImportError when its
+    protobuf fallback is not installed) and `AutoModel*` (transformers 4.57) stumbles over a
+    None weights path (AttributeError). TypeError and ImportError are still caught for a partly
+    cached repository (an interrupted download: vocab.json without merges.txt); an error that
+    is not about the cache comes back in the download that follows.
+    """
+    if not _in_cache(loader, source, kwargs):
+        return None, "not in the local cache"
+    try:
+        return loader.from_pretrained(source, local_files_only=True, **kwargs), None
+    except (OSError, ValueError, TypeError, ImportError) as err:
+        first_line = (str(err).strip().splitlines() or [""])[0][:200]
+        return None, f"local cache: {type(err).__name__}: {first_line}"
+
+
 def from_source(loader, source: str, **kwargs):
     """Call `loader.from_pretrained`, trying the local cache first so that offline fails fast."""
     if os.path.isdir(source):
         return loader.from_pretrained(source, **kwargs)
-    try:
-        return loader.from_pretrained(source, local_files_only=True, **kwargs)
-    except (OSError, ValueError):
-        pass
+    loaded, cache_problem = _from_cache(loader, source, kwargs)
+    if loaded is not None:
+        return loaded
     reason = offline_reason()
     if reason:
-        raise ModelError(f"{_hub_hint(source)} ({reason})")
+        raise ModelError(f"{_hub_hint(source)} ({reason}; {cache_problem})")
     try:
         return loader.from_pretrained(source, **kwargs)
     except OSError as err:

@@ -63,8 +63,11 @@ class RunArguments:
     head: Literal["train", "bias", "frozen"] | None = field(default=None, **_opt(
         "how the classification head trains (default: train; bitfit: bias)"))
     # --- optimisation
-    trainer: Literal["loop", "hf"] = field(default="loop", **_opt(
-        "loop: the library's PyTorch loop; hf: the transformers Trainer"))
+    trainer: Literal["loop", "hf", "fastnlp"] = field(default="loop", **_opt(
+        "loop: the library's PyTorch loop; hf: the transformers Trainer; fastnlp: the fastNLP "
+        "Trainer (accuracy tasks, whole epochs)"))
+    train_batches_per_epoch: int | None = field(default=None, **_opt(
+        "fastnlp: train at most this many batches of each epoch"))
     epochs: float | None = field(default=None, **_opt("training epochs (3; tiny 2)"))
     max_steps: int | None = field(default=None, **_opt("stop after this many optimizer steps"))
     batch_size: int | None = field(default=None, **_opt("training batch size (16; tiny 8)"))
@@ -95,7 +98,15 @@ class RunArguments:
     progress: bool = field(default=True, **_opt("show progress bars"))
 
     def __post_init__(self) -> None:
-        self.task_spec  # validates the name early  # noqa: B018
+        task = self.task_spec  # validates the name early
+        if self.trainer == "fastnlp":
+            if task.main_metric != "accuracy":
+                raise ValueError(f"the fastNLP trainer reports accuracy; {task.name}'s main "
+                                 f"metric is {task.main_metric}: train it with the library loop "
+                                 "instead")
+            if self.max_steps:
+                raise ValueError("the fastNLP trainer trains whole epochs: use --epochs (and "
+                                 "--train-batches-per-epoch) instead of --max-steps")
 
     @property
     def profile(self) -> str:

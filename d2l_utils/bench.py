@@ -37,8 +37,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from .arguments import RunArguments
 from .methods import build_model, count_parameters
-from .records import command_line, device_description, library_versions, timestamp
-from .training import PreparedRun, prepare_run, train_with_loop
+from .training.record import command_line, device_description, library_versions, timestamp
+from .training.loop import train_with_loop
+from .training.prepare import PreparedRun, prepare_run
 
 WAYS = ("fixed_padding", "hf_trainer", "library_loop")
 WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
@@ -275,7 +276,7 @@ def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int) -> 
 
 
 def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -> None:
-    """`d2l_utils.training.train_with_loop`: length-grouped batches and dynamic padding (and
+    """`d2l_utils.training.loop.train_with_loop`: length-grouped batches and dynamic padding (and
     bf16 autocast with fused AdamW on a GPU). `run.args.max_steps` is `total_steps`."""
     assert run.args.max_steps == total_steps
     with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:  # nothing in runs/

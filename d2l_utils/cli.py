@@ -13,7 +13,7 @@ from .backbones import ModelError
 from .data import DataError
 from .methods import MethodError
 from .tasks import TaskError
-from .training import ResumeError
+from .training.checkpoints import ResumeError
 
 USAGE_ERRORS = (MethodError, TaskError)  # a wrong option value: exit code 2, like argparse
 RUN_ERRORS = (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError,
@@ -28,7 +28,7 @@ def _parse(cls: type, argv: list[str], prog: str):
 
 def cmd_train(argv: list[str]) -> int:
     """Train one run and write OUTPUT_DIR/record.json."""
-    from .training import train
+    from .training.run import train
 
     train(_parse(RunArguments, argv, "train"))
     return 0
@@ -36,7 +36,7 @@ def cmd_train(argv: list[str]) -> int:
 
 def cmd_evaluate(argv: list[str]) -> int:
     """Evaluate a finished run's saved weights; prints the metrics as JSON."""
-    from .evaluation import evaluate_checkpoint
+    from .training.evaluate import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(_parse(EvaluateArguments, argv, "evaluate")),
                      indent=2))

@@ -30,9 +30,9 @@ import torch.nn as nn
 
 from .arguments import RunArguments
 from .methods import build_model
-from .records import device_description, timestamp
-from .task_overview import search_subset_size
-from .training import PreparedRun, check_output_dir, prepare_run
+from .training.record import device_description, timestamp
+from .pages.tables import search_subset_size
+from .training.prepare import PreparedRun, check_output_dir, prepare_run
 
 OPTUNA_HINT = ("hyperparameter search needs Optuna, which is an optional dependency: "
                "pip install optuna   (or install the book's extra: pip install -e '.[hpo]'; "
@@ -276,7 +276,7 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
     task = run.task
     split, metric = task.eval_splits[0], task.main_metric
 
-    from .hf_trainer import make_trainer, training_arguments
+    from .training.hf import make_trainer, training_arguments
 
     trainer = make_trainer(run, training_arguments(run.args, save_strategy="no"),
                            model_init=model_initializer(run))

@@ -58,7 +58,7 @@ def resolve_precision(choice: str = "auto") -> str:
         if choice == "auto":
             return "no"
         raise PrecisionError(
-            f"{choice} needs a CUDA GPU and none is available here: use --precision auto or no "
+            f"{choice} needs a CUDA GPU and none is available here: use --mixed-precision auto or no "
             "(fp32) on CPU")
     native_bf16 = gpu[1] >= NATIVE_BF16
     if choice == "auto":
@@ -66,7 +66,7 @@ def resolve_precision(choice: str = "auto") -> str:
     if choice == "bf16" and not native_bf16:
         raise PrecisionError(
             f"bf16 is not native on {_describe(gpu)}: it needs compute capability 8.0 or more "
-            "(A100, L4, H100) and would only be emulated here; use --precision fp16 (or auto)")
+            "(A100, L4, H100) and would only be emulated here; use --mixed-precision fp16 (or auto)")
     return choice
 
 

@@ -8,12 +8,13 @@ import zipfile
 import pytest
 import torch
 
-from d2l_utils import assets, hub
-from d2l_utils.assets import (ASSETS, Asset, AssetError, ChecksumError, download,
+from d2l_utils import hub
+from d2l_utils.scratch import assets
+from d2l_utils.scratch.assets import (ASSETS, Asset, AssetError, ChecksumError, download,
                               download_extract, load_pretrained_bert, offline_reason,
                               pretrained_or_random_bert, sha1sum, verify_sha1)
-from d2l_utils.scratch_bert import BERTConfig, BERTModel
-from d2l_utils.snli_pairs import BERT_RESERVED_TOKENS, UNK
+from d2l_utils.scratch.bert import BERTConfig, BERTModel
+from d2l_utils.scratch.snli import BERT_RESERVED_TOKENS, UNK
 
 TINY = BERTConfig(num_hiddens=8, ffn_num_hiddens=16, num_heads=2, num_layers=1, max_len=16)
 

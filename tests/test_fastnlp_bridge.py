@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from d2l_utils.arguments import RunArguments
-from d2l_utils.fastnlp_bridge import (FastNLPClassifier, expected_prompt_params,
+from d2l_utils.training.fastnlp import (FastNLPClassifier, expected_prompt_params,
                                       make_dataloaders, parse_fastnlp_results,
                                       prompt_placement, run_fastnlp,
                                       train_with_fastnlp)
-from d2l_utils.plots import plot_training, records_table
+from d2l_utils.pages.plots import plot_training, records_table
 from d2l_utils.training import prepare_run
 
 matplotlib.use("Agg")
@@ -55,10 +55,10 @@ def test_only_the_prompt_and_the_head_change(tmp_path, method):
     changed = {n for n, p in run.model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= trainable, sorted(changed - trainable)
     assert any(any(m in n for m in PROMPT_MARKERS) for n in changed)
-    assert result["steps"] == 7  # 56 fixture examples, batch 8
-    assert [h["step"] for h in result["history"]] == [7]  # dev accuracy at the epoch's end
-    assert [e["step"] for e in result["eval_log"]] == [3, 6]  # and every 3 steps within it
-    assert 0 <= result["eval_log"][0]["validation"]["accuracy"] <= 1
+    assert result.steps == 7  # 56 fixture examples, batch 8
+    assert [h["step"] for h in result.history] == [7]  # dev accuracy at the epoch's end
+    assert [e["step"] for e in result.eval_log] == [3, 6]  # and every 3 steps within it
+    assert 0 <= result.eval_log[0]["validation"]["accuracy"] <= 1
 
 
 def test_shallow_and_deep_prompt_counts():

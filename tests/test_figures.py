@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from d2l_utils import figures
-from d2l_utils.figures import FIGURES, figure_texts, save_figures
+from d2l_utils.pages import figures
+from d2l_utils.pages.figures import FIGURES, figure_texts, save_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 60_000

@@ -11,7 +11,7 @@ from d2l_utils.arguments import RunArguments
 from d2l_utils.hpo import (OptunaMissingError, SearchResult, SearchSpace, TrialResult, apply_best,
                            hyperparameter_search, metric_objective, model_initializer,
                            plot_params, plot_trial_history, require_optuna, search_arguments)
-from d2l_utils.task_overview import (GLUE_TASKS, OFFICIAL_SIZES, metric_table, search_subset_size,
+from d2l_utils.pages.tables import (GLUE_TASKS, OFFICIAL_SIZES, metric_table, search_subset_size,
                                      task_table)
 
 matplotlib.use("Agg")
@@ -146,7 +146,7 @@ def test_task_overview_tables():
 
 
 def test_trainer_arguments_follow_the_run_options():
-    from d2l_utils.hf_trainer import training_arguments
+    from d2l_utils.training.hf import training_arguments
 
     args = RunArguments(task="cola", tiny=True, lr=3e-5, batch_size=4, epochs=3,
                         weight_decay=0.1, warmup_ratio=0.2).resolved()

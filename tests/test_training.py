@@ -11,7 +11,7 @@ import pytest
 
 from d2l_utils.arguments import EvaluateArguments, RunArguments
 from d2l_utils.cli import main
-from d2l_utils.evaluation import evaluate_checkpoint
+from d2l_utils.training.evaluate import evaluate_checkpoint
 from d2l_utils.methods import METHODS
 from d2l_utils.training import train
 

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from d2l_utils.figures import FIGURES, save_figures  # noqa: E402
+from d2l_utils.pages.figures import FIGURES, save_figures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

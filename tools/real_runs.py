@@ -61,8 +61,8 @@ def run_one(name: str, options: list[str], data_dir: str, force: bool) -> None:
 def summary() -> str:
     """A markdown table of the committed records (for results/README.md)."""
     sys.path.insert(0, str(ROOT))
-    from d2l_utils.plots import records_table
-    from d2l_utils.records import committed_records
+    from d2l_utils.pages.plots import records_table
+    from d2l_utils.pages.records import committed_records
 
     records = committed_records()
     table = records_table(records)

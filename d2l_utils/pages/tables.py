@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .tasks import TASKS, TaskSpec
+from ..tasks import TASKS, TaskSpec
 
 GLUE_TASKS: tuple[str, ...] = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte",
                                "wnli")

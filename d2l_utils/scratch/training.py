@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .notebook import in_notebook
-from .records import device_description
+from ..pages.notebook import in_notebook
+from ..training.record import device_description
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -434,7 +434,7 @@ def overview_counts(models: Sequence[tuple[str, str]] = OVERVIEW_MODELS,
     """
     import warnings
 
-    from .methods import method_config, parameter_counts
+    from ..methods import method_config, parameter_counts
 
     names = list(methods) if methods is not None else [m for m, _ in OVERVIEW_METHODS]
     counts: dict[str, dict[str, dict]] = {}
@@ -525,7 +525,7 @@ def methods_overview(counts: dict[str, dict[str, dict]] | None = None,
 def _model_label(model: str, task: str | None) -> str:
     if task is None:
         return model
-    from .tasks import get_task
+    from ..tasks import get_task
 
     spec = get_task(task)
     return f"{model} ({spec.glue_dir or task}, {spec.num_labels} labels)"

@@ -1,25 +1,10 @@
-"""What every chapter notebook shares: the tiny/real profile switch and labels for its numbers.
-
-`D2L_TINY=1` switches a notebook to the tiny profile (built-in fixtures, a tiny or packaged model,
-a few steps: offline, seconds). With nothing set, the notebook does the real run of its chapter.
-"""
+"""What every chapter notebook shows: the profile banner and provenance labels for numbers."""
 
 from __future__ import annotations
 
-import os
-from typing import Any, TypeVar
+from typing import Any
 
-TINY_ENV = "D2L_TINY"
-T = TypeVar("T")
-
-
-def tiny_profile() -> bool:
-    """True when `D2L_TINY` is set to anything but empty/0/false."""
-    return os.environ.get(TINY_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def profile_name() -> str:
-    return "tiny" if tiny_profile() else "real"
+from ..profiles import TINY_ENV, tiny_profile
 
 
 def in_notebook() -> bool:
@@ -30,11 +15,6 @@ def in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def choose(tiny: T, real: T) -> T:
-    """The tiny or the real value, by the profile: the one switch every parameter cell uses."""
-    return tiny if tiny_profile() else real
 
 
 def profile_banner(**settings: Any) -> str:

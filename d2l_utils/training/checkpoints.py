@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from .saving import load_trainable, save_trainable, trainable_state_dict
+from .saving import load_run_args, load_trainable, save_trainable, trainable_state_dict
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8})$")
@@ -122,3 +122,23 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler
     set_rng_state(load_file(str(path / "rng.safetensors")),
                   json.loads((path / "rng.json").read_text()))
     return json.loads((path / "state.json").read_text())
+
+
+# options that may change between a run and its resumption
+RESUME_FREE = {"resume", "progress", "save_every_steps", "keep_checkpoints"}
+
+
+class ResumeError(ValueError):
+    """A checkpoint that does not belong to this command."""
+
+
+def check_resumable(path: Path, current: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint saved with other options (say which differ)."""
+    saved = load_run_args(path)
+    changed = {k: (saved.get(k), v) for k, v in current.items()
+               if k not in RESUME_FREE and saved.get(k) != v}
+    if changed:
+        listing = ", ".join(f"--{k.replace('_', '-')} {old!r} -> {new!r}"
+                            for k, (old, new) in changed.items())
+        raise ResumeError(f"cannot resume from {path}: options differ from the saved run "
+                          f"({listing}); rerun with the original options or another --output-dir")

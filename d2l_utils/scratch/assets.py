@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
-from .scratch_bert import BERT_CONFIGS, BERTConfig, BERTModel, count_parameters
-from .snli_pairs import Vocab
+from ..hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
+from .bert import BERT_CONFIGS, BERTConfig, BERTModel, count_parameters
+from .snli import Vocab
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 # The variables that already mean "no network" for the hub (see hub.py), plus one of our own.

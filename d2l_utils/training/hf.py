@@ -9,17 +9,17 @@ import torch
 import torch.nn as nn
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
-from .arguments import RunArguments
-from .metrics import compute_metrics, predictions_from_logits
-from .preprocessing import make_collator
-from .records import device_description, peak_memory_mb
-from .tasks import TaskSpec
-from .training import PreparedRun, resolve_precision
+from ..arguments import RunArguments
+from ..metrics import compute_metrics, predictions_from_logits
+from ..precision import hf_precision_kwargs, resolve_precision
+from ..preprocessing import make_collator
+from ..tasks import TaskSpec
+from .prepare import PreparedRun
+from .record import TrainResult, device_description, peak_memory_mb
 
 
 def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArguments:
     """`TrainingArguments` equivalent to resolved run options; `overrides` replace fields."""
-    precision = resolve_precision(args.mixed_precision)
     options = dict(
         output_dir=args.output_dir, num_train_epochs=args.epochs,
         max_steps=args.max_steps or -1, per_device_train_batch_size=args.batch_size,
@@ -32,7 +32,7 @@ def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArgument
         save_strategy="steps" if args.save_every_steps else "no",
         save_steps=args.save_every_steps or 500, save_total_limit=args.keep_checkpoints,
         save_only_model=False,
-        report_to=[], bf16=precision == "bf16", fp16=precision == "fp16",
+        report_to=[], **hf_precision_kwargs(args.mixed_precision),
         group_by_length=args.group_by_length, length_column_name="length",
         # keep token_type_ids: peft's forward does not name them, so the Trainer would drop them
         remove_unused_columns=False, label_names=["labels"], disable_tqdm=not args.progress,
@@ -69,7 +69,7 @@ def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = Non
                    compute_metrics=metrics_function(run.task))
 
 
-def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
+def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     """Train and evaluate `run` with `Trainer`, returning the fields the run record needs."""
     args, task = run.args, run.task
     precision = resolve_precision(args.mixed_precision)
@@ -98,15 +98,14 @@ def train_with_hf_trainer(run: PreparedRun) -> dict[str, Any]:
                     and k.startswith("eval_"))
     train_time = max(output.metrics["train_runtime"] - eval_time, 1e-9)
     device = trainer.args.device
-    return {"metrics": {split: history[-1][split] for split in task.eval_splits},
-            "history": history, "loss_log": loss_log, "steps": trainer.state.global_step,
-            "epochs_run": round(trainer.state.epoch, 4),
-            "train_time_s": round(train_time, 3),
-            # after a resume the Trainer's rates mix old and new steps: report none
-            "train_examples": None if resumed else round(
-                output.metrics["train_samples_per_second"] * output.metrics["train_runtime"]),
-            "train_tokens": None if resumed else round(train_tokens),
-            "device": device_description(device),
-            "num_processes": trainer.args.world_size, "mixed_precision": precision,
-            "peak_memory_mb": round(peak_memory_mb(device), 1),
-            "is_main_process": trainer.is_world_process_zero(), "model": trainer.model}
+    return TrainResult(
+        metrics={split: history[-1][split] for split in task.eval_splits},
+        history=history, loss_log=loss_log, steps=trainer.state.global_step,
+        epochs_run=round(trainer.state.epoch, 4), train_time_s=round(train_time, 3),
+        # after a resume the Trainer's rates mix old and new steps: report none
+        train_examples=None if resumed else round(
+            output.metrics["train_samples_per_second"] * output.metrics["train_runtime"]),
+        train_tokens=None if resumed else round(train_tokens),
+        device=device_description(device), num_processes=trainer.args.world_size,
+        mixed_precision=precision, peak_memory_mb=round(peak_memory_mb(device), 1),
+        is_main_process=trainer.is_world_process_zero(), model=trainer.model)

@@ -3,9 +3,9 @@
 fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...}` and
 `evaluate_step(**batch) -> {"pred": ..., "target": ...}`, and leaves data loading to plain torch
 `DataLoader`s. `FastNLPClassifier` adds those two methods to any model `build_model` returns;
-`train_with_fastnlp(args)` builds the run with `prepare_run` (same data, tokenizer, method and
-parameter counts as the library loop), trains it with fastNLP and returns the library's record,
-so `plots.plot_training` and `plots.records_table` draw it like any other run.
+`train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data, tokenizer,
+method, parameter counts and run record as the library loop, so `plots.plot_training` and
+`plots.records_table` draw it like any other run.
 
 `prompt_placement` tabulates where the virtual tokens of the two prompt methods enter the
 encoder: the input embeddings only (prompt tuning) or the keys and values of every layer
@@ -15,6 +15,7 @@ encoder: the input embeddings only (prompt tuning) or the keys and values of eve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -25,14 +26,15 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from .arguments import RunArguments
-from .backbones import load_config, resolve_backbone
-from .methods import build_model, count_parameters, method_config
-from .preprocessing import LengthGroupedBatchSampler, make_collator
-from .records import device_description, peak_memory_mb, write_record
-from .tasks import get_task
-from .training import (PreparedRun, build_record, check_finite, check_output_dir,
-                       optimizer_groups, prepare_run, summary_line)
+from ..arguments import RunArguments
+from ..backbones import load_config, resolve_backbone
+from ..methods import build_model, count_parameters, method_config
+from ..precision import fastnlp_precision
+from ..preprocessing import LengthGroupedBatchSampler, make_collator
+from ..tasks import get_task
+from .loop import check_finite, optimizer_groups
+from .prepare import PreparedRun
+from .record import TrainResult, device_description, peak_memory_mb
 
 PROMPT_METHODS = ("prompt-tuning", "ptuning-v2")
 
@@ -224,33 +226,16 @@ def train_with_fastnlp(args: RunArguments, train_batches_per_epoch: int = -1,
     whole epochs (`ceil(epochs)`); `train_batches_per_epoch` caps the batches of each epoch.
     `verbose` prints one line per epoch (fastNLP's own progress bars stay off).
     """
-    task = get_task(args.task)
-    if task.main_metric != "accuracy":
-        raise ValueError(f"the fastNLP bridge reports accuracy; {task.name}'s main metric is "
-                         f"{task.main_metric}: train it with the library loop instead")
-    if args.max_steps:
-        raise ValueError("the fastNLP bridge trains whole epochs: use epochs (and "
-                         "train_batches_per_epoch) instead of max_steps")
-    started = time.perf_counter()
-    check_output_dir(args.resolved().output_dir)
-    run = prepare_run(args)
-    result = run_fastnlp(run, train_batches_per_epoch, verbose)
-    result["wall_time_s"] = round(time.perf_counter() - started, 3)
-    record = build_record(run, result)
-    record["trainer"] = "fastnlp"
-    record["args"]["trainer"] = "fastnlp"
-    record["versions"]["fastNLP"] = _import_fastnlp().__version__
-    if write:
-        write_record(run.args.output_dir, record)
-    if verbose:
-        print(summary_line(record), flush=True)
-    return record
+    from .run import train
+
+    cap = None if train_batches_per_epoch < 0 else train_batches_per_epoch
+    return train(dataclasses.replace(args, trainer="fastnlp", train_batches_per_epoch=cap),
+                 write=write, verbose=verbose)
 
 
 def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bool = True
-                ) -> dict[str, Any]:
-    """Train `run.model` with `fastNLP.Trainer` (driver "torch"); the result dict that
-    `training.build_record` turns into a record."""
+                ) -> TrainResult:
+    """Train `run.model` with `fastNLP.Trainer` (driver "torch") and report the result."""
     fastNLP = _import_fastnlp()
     from fastNLP import Accuracy, Trainer
     from fastNLP.core.callbacks import LRSchedCallback, TorchGradClipCallback
@@ -276,9 +261,9 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     if args.max_grad_norm > 0:
         # clips the optimizer's (trainable) parameters, after unscaling fp16 gradients
         callbacks.append(TorchGradClipCallback(clip_value=args.max_grad_norm, clip_type="norm"))
-    # fastNLP's mixed precision is fp16 with a gradient scaler (no bf16): used on GPU unless
-    # --mixed-precision no
-    fp16 = device != "cpu" and args.mixed_precision != "no"
+    # fastNLP's mixed precision is fp16 with a gradient scaler (no bf16): fp16 on any GPU unless
+    # --mixed-precision no, fp32 on CPU; the note says which in the record
+    fp16, precision_note = fastnlp_precision(args.mixed_precision)
     single = len(eval_loaders) == 1
     level = fastNLP.logger.level
     fastNLP.logger.setLevel("ERROR")  # fastNLP logs each sanity check, evaluation and a
@@ -296,15 +281,14 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
 
     torch_device = torch.device("cuda", 0) if device != "cpu" else torch.device("cpu")
     entries = history.history
-    return {"metrics": {split: entries[-1][split] for split in run.task.eval_splits},
-            "history": entries, "loss_log": history.loss_log, "eval_log": history.eval_log,
-            "steps": history.step,
-            "epochs_run": round(history.step / steps_per_epoch, 4),
-            "train_time_s": round(history.train_time, 3),
-            "train_examples": history.examples, "train_tokens": history.tokens,
-            "device": device_description(torch_device), "num_processes": 1,
-            "mixed_precision": "fp16" if fp16 else "no",
-            "peak_memory_mb": round(peak_memory_mb(torch_device), 1)}
+    return TrainResult(
+        metrics={split: entries[-1][split] for split in run.task.eval_splits},
+        history=entries, loss_log=history.loss_log, eval_log=history.eval_log,
+        steps=history.step, epochs_run=round(history.step / steps_per_epoch, 4),
+        train_time_s=round(history.train_time, 3), train_examples=history.examples,
+        train_tokens=history.tokens, device=device_description(torch_device), num_processes=1,
+        mixed_precision="fp16" if fp16 else "no", precision_note=precision_note,
+        peak_memory_mb=round(peak_memory_mb(torch_device), 1), model=run.model)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .methods import counted_parameters
+from ..methods import counted_parameters
 
 WEIGHTS_FILE = "trainable_weights.safetensors"
 RUN_FILE = "run_args.json"

@@ -1,0 +1,79 @@
+"""Evaluation: every official metric of a task on its evaluation splits, during training
+(`evaluate_model`) and for a saved run (`evaluate_checkpoint`, `python -m d2l_utils evaluate`)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from datasets import DatasetDict
+from torch.utils.data import DataLoader
+
+from ..arguments import EvaluateArguments, RunArguments
+from ..backbones import load_config, load_tokenizer, resolve_backbone
+from ..data import load_task_data
+from ..methods import build_model
+from ..metrics import compute_metrics, predictions_from_logits
+from ..preprocessing import make_collator, tokenize_splits
+from ..tasks import TaskSpec, get_task
+from .saving import load_run_args, load_trainable
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
+                   accelerator=None) -> dict[str, float]:
+    """Loss and every official metric of `task` on one evaluation split."""
+    gather: Callable = accelerator.gather_for_metrics if accelerator else (lambda x: x)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    all_logits, all_labels, losses = [], [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        outputs = model(**batch)
+        logits, labels = gather((outputs.logits.float(), batch["labels"]))
+        all_logits.append(logits.cpu())
+        all_labels.append(labels.cpu())
+        losses.append((outputs.loss.float().item(), len(batch["labels"])))
+    model.train(was_training)
+    logits = torch.cat(all_logits).numpy()
+    labels = torch.cat(all_labels).numpy()
+    metrics = compute_metrics(task, predictions_from_logits(task, logits), labels)
+    total = sum(n for _, n in losses)
+    metrics["loss"] = sum(loss * n for loss, n in losses) / total
+    return {k: round(float(v), 6) for k, v in metrics.items()}
+
+
+def epoch_line(entry: dict, task: TaskSpec) -> str:
+    """One progress line for an epoch: train loss and every metric of every split."""
+    parts = [f"epoch {entry['epoch']} step {entry['step']}: train loss {entry['train_loss']:.4f}"]
+    for split in task.eval_splits:
+        parts.append(f"{split} " + " ".join(f"{k}={v:.4f}" for k, v in entry[split].items()))
+    return " | ".join(parts)
+
+
+def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
+    """Rebuild the run's model, load its trained weights and compute every metric per split."""
+    run = RunArguments(**load_run_args(options.checkpoint))
+    trained_on = run.task_spec
+    task = get_task(options.task or run.task)
+    if task.num_labels != trained_on.num_labels:
+        raise ValueError(f"--task {task.name} has {task.num_labels} label(s) but the checkpoint "
+                         f"was trained on {trained_on.name} with {trained_on.num_labels}")
+    backbone = resolve_backbone(run.model, random_init=run.random_init)
+    tokenizer = load_tokenizer(backbone, load_config(backbone, trained_on))
+    model = load_trainable(build_model(backbone, trained_on, run.method_config()),
+                           options.checkpoint)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    data = load_task_data(task, data_dir=options.data_dir, tiny=options.tiny,
+                          max_eval_samples=options.max_eval_samples, seed=run.seed)
+    data = tokenize_splits(DatasetDict({s: data[s] for s in task.eval_splits}), tokenizer, task,
+                           run.max_seq_length)
+    collate = make_collator(tokenizer)
+    metrics = {split: evaluate_model(model, DataLoader(data[split], options.batch_size,
+                                                       collate_fn=collate), task)
+               for split in task.eval_splits}
+    return {"checkpoint": options.checkpoint, "task": task.name, "method": run.method,
+            "model": run.model, "metrics": metrics}

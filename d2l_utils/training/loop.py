@@ -1,0 +1,344 @@
+"""The library's training loop: plain PyTorch with `accelerate` for devices, mixed precision and
+DDP, as small steps over one `LoopState` that a checkpoint saves and a resume restores exactly.
+
+AdamW (fused), linear warmup and decay, gradient clipping, length-grouped batches, an evaluation
+every epoch (and every `eval_every_steps`), a checkpoint every `save_every_steps`, and Ctrl-C
+turned into "save, then stop".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ..precision import resolve_precision
+from ..preprocessing import LengthGroupedBatchSampler, make_collator
+from .checkpoints import (check_disk_space, check_resumable, checkpoint_root, latest_checkpoint,
+                          load_checkpoint, required_bytes, save_checkpoint)
+from .evaluate import evaluate_model, epoch_line
+from .prepare import PreparedRun
+from .record import TrainResult, command_line, device_description, peak_memory_mb
+from .saving import trainable_state_dict
+
+PAUSE_ENV = "D2L_PAUSE_AT_STEP"
+
+
+@dataclass
+class LoopState:
+    """The loop's counters and logs: all a checkpoint needs besides weights, optimizer and RNGs."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained (a mid-epoch resume skips them)
+    train_time: float = 0.0  # seconds of training, evaluations excluded
+    examples: int = 0
+    tokens: int = 0
+    window_loss: float = 0.0  # summed loss since the last loss-log entry
+    window_start: int = 0
+    epoch_loss: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_log: list[Any] = field(default_factory=list)
+    eval_log: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> LoopState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: a checkpoint was saved; the message says how to resume."""
+
+
+class StopFlag:
+    """Turns SIGINT into a flag checked between steps, so a checkpoint is never half a step."""
+
+    def __init__(self) -> None:
+        self.raised, self._previous = False, None
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def pause_for_tests(step: int, stop: StopFlag) -> None:
+    """Testing hook: with `D2L_PAUSE_AT_STEP=N`, print a marker line after step N and wait for
+    a signal there, so interruption tests kill or interrupt a run at a known step."""
+    if os.environ.get(PAUSE_ENV) != str(step):
+        return
+    print(f"paused at step {step}", flush=True)
+    while not stop.raised:  # SIGKILL ends the process; SIGINT sets the flag and saves
+        time.sleep(0.02)
+
+
+def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters in two groups: no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def check_finite(loss: float, step: int, last_good: Path | None = None) -> None:
+    """Stop a diverged run with its step and the usual causes, instead of training on NaN."""
+    if not math.isfinite(loss):
+        kept = (f" The last good checkpoint is kept: {last_good}." if last_good else "")
+        raise FloatingPointError(
+            f"the training loss became {loss} at step {step}. Likely causes: a learning rate "
+            "too high for this method (try --lr 10x smaller), or fp16 overflow (try "
+            f"--mixed-precision bf16 or no).{kept}")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of the trainable weights, to compare processes or runs cheaply."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(trainable_state_dict(model).items()):
+        digest.update(name.encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class Loop:
+    """One run of the library loop: `__init__` sets everything up, `run()` trains."""
+
+    def __init__(self, run: PreparedRun) -> None:
+        from accelerate import Accelerator
+
+        self.run_, self.args, self.task = run, run.args, run.task
+        args = run.args
+        self.accelerator = Accelerator(mixed_precision=resolve_precision(args.mixed_precision))
+        self.device = self.accelerator.device
+        collate = make_collator(run.tokenizer,
+                                pad_to_multiple_of=8 if self.device.type == "cuda" else None)
+        train_ds = run.data["train"]
+        sampler = LengthGroupedBatchSampler(train_ds["length"], args.batch_size, seed=args.seed,
+                                            group_by_length=args.group_by_length)
+        # Own generator: starting an epoch must not draw from the global RNG (dropout), or a
+        # resumed run would diverge from an uninterrupted one.
+        train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,
+                                  generator=torch.Generator().manual_seed(args.seed))
+        eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
+                                          collate_fn=collate) for split in self.task.eval_splits}
+        optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
+                                      eps=args.adam_epsilon,  # fused: one kernel, not a loop
+                                      fused=self.device.type in ("cuda", "cpu"))
+        self.model, self.optimizer, self.train_loader = self.accelerator.prepare(
+            run.model, optimizer, train_loader)
+        self.eval_loaders = {k: self.accelerator.prepare(v) for k, v in eval_loaders.items()}
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = args.max_steps or math.ceil(args.epochs * self.steps_per_epoch)
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        # Stepped by hand once per optimizer step (accelerate would step it once per process).
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, num_warmup_steps=args.num_warmup_steps(self.total_steps),
+            num_training_steps=self.total_steps)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.include_frozen = not run.backbone.pretrained
+        self.run_args = asdict(args)
+        self.state = LoopState()
+        self.resumed_from: Path | None = None
+        self.bar: tqdm | None = None
+        self._tick = 0.0  # start of the current timed stretch
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        if self.accelerator.is_local_main_process:
+            print(text, flush=True)
+
+    def restore(self) -> None:
+        """With `--resume`, continue from the newest checkpoint of this command, if any."""
+        if not self.args.resume:
+            return
+        latest = latest_checkpoint(self.args.output_dir)
+        if latest is None:
+            self.say(f"no checkpoint in {checkpoint_root(self.args.output_dir)}; starting from "
+                     "scratch")
+            return
+        check_resumable(latest, self.run_args)
+        saved = load_checkpoint(latest, self.accelerator.unwrap_model(self.model),
+                                self.optimizer, self.scheduler, self.accelerator.scaler)
+        self.state, self.resumed_from = LoopState.from_dict(saved), latest
+        self.say(f"resuming from {latest} (step {self.state.step} of {self.total_steps})")
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Forward, backward, clip, optimizer and scheduler step; returns the detached loss."""
+        loss = self.model(**batch).loss
+        self.accelerator.backward(loss)
+        if self.args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach().float()
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        return {split: evaluate_model(self.model, loader, self.task, self.accelerator)
+                for split, loader in self.eval_loaders.items()}
+
+    def checkpoint(self) -> Path | None:
+        """Save the state now (all processes wait for the main one to finish writing)."""
+        saved = None
+        snapshot = {**asdict(self.state),
+                    "train_time": self.state.train_time + time.perf_counter() - self._tick}
+        if self.accelerator.is_main_process:
+            saved = save_checkpoint(self.args.output_dir, self.state.step,
+                                    self.accelerator.unwrap_model(self.model), self.optimizer,
+                                    self.scheduler, self.accelerator.scaler, snapshot,
+                                    self.run_args, self.include_frozen,
+                                    self.args.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+        return saved
+
+    def train_epoch(self, epoch: int, stop: StopFlag, sums: dict[str, torch.Tensor]) -> None:
+        """Train the batches of one epoch (skipping those a resumed run already trained)."""
+        args, state = self.args, self.state
+        self.model.train()
+        self.train_loader.set_epoch(epoch)  # the batch order depends on (seed, epoch) only
+        skip = state.batch_in_epoch if epoch == state.epoch else 0
+        loader = (self.accelerator.skip_first_batches(self.train_loader, skip) if skip
+                  else self.train_loader)
+        sums["epoch_loss"].fill_(state.epoch_loss if skip else 0.0)
+        state.batch_in_epoch = skip
+        self._tick = time.perf_counter()
+        for batch in loader:
+            loss = self.train_step(batch)
+            state.step += 1
+            state.batch_in_epoch += 1
+            sums["epoch_loss"] += loss
+            sums["window_loss"] += loss
+            sums["examples"] += batch["input_ids"].shape[0]
+            sums["tokens"] += batch["attention_mask"].sum()
+            self.bar.update(1)
+            pause_for_tests(state.step, stop)
+            self.after_step(epoch, stop, sums)
+            if state.step >= self.total_steps:
+                break
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        state.train_time += time.perf_counter() - self._tick
+
+    def after_step(self, epoch: int, stop: StopFlag, sums: dict[str, torch.Tensor]) -> None:
+        """Log the loss, save a checkpoint, stop on Ctrl-C or evaluate, as each is due."""
+        args, state, step = self.args, self.state, self.state.step
+        logging_now = step % args.log_every == 0 or step == self.total_steps
+        saving_now = bool(args.save_every_steps) and step % args.save_every_steps == 0
+        if logging_now or saving_now or stop.raised:
+            mean = (sums["window_loss"] / (step - state.window_start)).item()
+            check_finite(mean, step, latest_checkpoint(args.output_dir))
+        if logging_now:
+            state.loss_log.append((step, round(mean, 6)))
+            sums["window_loss"].zero_()
+            state.window_start = step
+            self.bar.set_postfix(loss=f"{mean:.4f}",
+                                 lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+        if saving_now or stop.raised:
+            state.epoch = epoch
+            for key in ("examples", "tokens"):
+                setattr(state, key, int(sums[key].item()))
+            state.window_loss = sums["window_loss"].item()
+            state.epoch_loss = sums["epoch_loss"].item()
+            saved = self.checkpoint()
+        if stop.raised:
+            self.bar.close()
+            raise TrainingInterrupted(f"interrupted at step {step}; checkpoint saved in {saved}."
+                                      f" Resume with:\n  {command_line()} --resume")
+        if (args.eval_every_steps and step % args.eval_every_steps == 0
+                and state.batch_in_epoch < self.steps_per_epoch and step < self.total_steps):
+            paused = time.perf_counter()  # evaluation time is not training time
+            state.eval_log.append({
+                "step": step,
+                "epoch": round(epoch + state.batch_in_epoch / self.steps_per_epoch, 4),
+                **self.evaluate()})
+            self.model.train()
+            self._tick += time.perf_counter() - paused
+
+    def end_epoch(self, epoch: int, sums: dict[str, torch.Tensor]) -> None:
+        """Evaluate every split and append the epoch to the history."""
+        state = self.state
+        state.history.append({
+            "epoch": round(state.step / self.steps_per_epoch, 4), "step": state.step,
+            "train_loss": round((sums["epoch_loss"] / max(state.batch_in_epoch, 1)).item(), 6),
+            **self.evaluate()})
+        state.epoch, state.batch_in_epoch, state.epoch_loss = epoch + 1, 0, 0.0
+        if self.args.progress and self.accelerator.is_local_main_process:
+            self.bar.write(epoch_line(state.history[-1], self.task))
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        """Train to `total_steps` (resuming first when asked) and report the result."""
+        self.restore()
+        args, state = self.args, self.state
+        if args.save_every_steps and self.accelerator.is_main_process:
+            check_disk_space(args.output_dir, required_bytes(self.run_.model,
+                                                             self.include_frozen))
+        sums = {name: torch.tensor(value, device=self.device, dtype=dtype)
+                for name, value, dtype in [("examples", state.examples, torch.long),
+                                           ("tokens", state.tokens, torch.long),
+                                           ("window_loss", state.window_loss, torch.float32),
+                                           ("epoch_loss", state.epoch_loss, torch.float32)]}
+        self.bar = tqdm(total=self.total_steps, initial=state.step,
+                        desc=f"{self.task.name} {self.run_.method.name}", unit="step",
+                        disable=not (args.progress and self.accelerator.is_local_main_process))
+        with StopFlag() as stop:
+            for epoch in range(state.epoch, self.num_epochs):
+                self.train_epoch(epoch, stop, sums)
+                self.end_epoch(epoch, sums)
+                if state.step >= self.total_steps:
+                    break
+        self.bar.close()
+        return self.result(sums)
+
+    def result(self, sums: dict[str, torch.Tensor]) -> TrainResult:
+        from accelerate.utils import gather_object
+
+        acc, state = self.accelerator, self.state
+        unwrapped = acc.unwrap_model(self.model)
+        # One digest per process: under DDP they must all be equal (the ranks stayed in sync).
+        digests = gather_object([weights_digest(unwrapped)])
+        acc.wait_for_everyone()
+        return TrainResult(
+            metrics={split: state.history[-1][split] for split in self.task.eval_splits},
+            history=state.history, loss_log=state.loss_log, eval_log=state.eval_log,
+            steps=state.step, epochs_run=round(state.step / self.steps_per_epoch, 4),
+            train_time_s=round(state.train_time, 3),
+            train_examples=acc.reduce(sums["examples"], reduction="sum").item(),
+            train_tokens=acc.reduce(sums["tokens"], reduction="sum").item(),
+            device=device_description(self.device), num_processes=acc.num_processes,
+            mixed_precision=acc.mixed_precision,
+            peak_memory_mb=round(peak_memory_mb(self.device), 1),
+            resumed_from=str(self.resumed_from) if self.resumed_from else None,
+            rank_weight_digests=digests, is_main_process=acc.is_main_process, model=unwrapped)
+
+
+def train_with_loop(run: PreparedRun) -> TrainResult:
+    """Train `run.model` with the library loop; checkpoints and resume as the options say."""
+    return Loop(run).run()

@@ -1,0 +1,53 @@
+"""`train(args)`: prepare a run, train it with the chosen trainer, save it and write its record.
+
+The same code runs unchanged under `accelerate launch` (the library loop), with the transformers
+`Trainer` (`trainer="hf"`) and with the fastNLP `Trainer` (`trainer="fastnlp"`, chapter 4).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from ..arguments import RunArguments
+from ..precision import resolve_precision
+from .prepare import PreparedRun, check_output_dir, prepare_run
+from .record import TrainResult, build_record, summary_line, write_record
+from .saving import save_trainable
+
+__all__ = ["PreparedRun", "prepare_run", "resolve_precision", "train"]
+
+
+def run_trainer(run: PreparedRun) -> TrainResult:
+    """Train a prepared run with the trainer its options name."""
+    if run.args.trainer == "hf":
+        from .hf import train_with_hf_trainer
+
+        return train_with_hf_trainer(run)
+    if run.args.trainer == "fastnlp":
+        from .fastnlp import run_fastnlp
+
+        return run_fastnlp(run, run.args.train_batches_per_epoch or -1, run.args.progress)
+    from .loop import train_with_loop
+
+    return train_with_loop(run)
+
+
+def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[str, Any]:
+    """Run one training job end to end and return its record (also written to disk unless
+    `write` is False)."""
+    started = time.perf_counter()
+    check_output_dir(args.resolved().output_dir)
+    run = prepare_run(args)
+    result = run_trainer(run)
+    result.wall_time_s = round(time.perf_counter() - started, 3)
+    record = build_record(run, result)
+    if result.is_main_process and write:
+        if run.args.save_model:
+            save_trainable(result.model or run.model, run.args.output_dir, asdict(run.args),
+                           include_frozen=not run.backbone.pretrained)
+        write_record(run.args.output_dir, record)
+    if result.is_main_process and verbose:
+        print(summary_line(record), flush=True)
+    return record

@@ -10,15 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from .fixtures import write_fixtures
+from .fixtures import FIXTURES_DIR
 from .hub import offline_reason
-from .tasks import TaskSpec
+from .tasks import FileLayout, TaskSpec
 
 csv.field_size_limit(2**31 - 1)  # some GLUE sentences are long; never truncate silently
 
@@ -34,50 +32,6 @@ class DataFormatError(DataError):
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
         self.path, self.line = Path(path), line
-
-
-@dataclass(frozen=True)
-class FileLayout:
-    """How one task is stored in the official GLUE layout.
-
-    `columns` maps our column names to the file's column names (or, for header-less files,
-    to positions in `positional_header`).
-    """
-
-    splits: dict[str, tuple[str, ...]]  # split -> candidate file names, first found wins
-    columns: dict[str, str]
-    positional_header: tuple[str, ...] | None = None  # set for files without a header row
-    drop_labels: tuple[str, ...] = ()  # label values whose rows are skipped (SNLI's "-")
-
-
-_TRAIN_DEV = {"train": ("train.tsv",), "validation": ("dev.tsv",)}
-
-GLUE_LAYOUT: dict[str, FileLayout] = {
-    "cola": FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"},
-                       positional_header=("source", "label", "original_label", "sentence")),
-    "sst2": FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"}),
-    "mrpc": FileLayout(_TRAIN_DEV, {"sentence1": "#1 String", "sentence2": "#2 String",
-                                    "label": "Quality"}),
-    "stsb": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
-                                    "label": "score"}),
-    "qqp": FileLayout(_TRAIN_DEV, {"question1": "question1", "question2": "question2",
-                                   "label": "is_duplicate"}),
-    "mnli": FileLayout({"train": ("train.tsv",),
-                        "validation_matched": ("dev_matched.tsv",),
-                        "validation_mismatched": ("dev_mismatched.tsv",)},
-                       {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}),
-    "qnli": FileLayout(_TRAIN_DEV, {"question": "question", "sentence": "sentence",
-                                    "label": "label"}),
-    "rte": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
-                                   "label": "label"}),
-    "wnli": FileLayout(_TRAIN_DEV, {"sentence1": "sentence1", "sentence2": "sentence2",
-                                    "label": "label"}),
-    "snli": FileLayout({split: (f"snli_1.0_{name}.jsonl", f"snli_1.0_{name}.txt")
-                        for split, name in [("train", "train"), ("validation", "dev"),
-                                            ("test", "test")]},
-                       {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"},
-                       drop_labels=("-", "")),
-}
 
 
 def task_features(task: TaskSpec) -> Features:
@@ -165,7 +119,7 @@ def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | flo
 
 def read_split_file(task: TaskSpec, path: Path) -> Dataset:
     """Read one split file of `task` (any supported format) into the common schema."""
-    layout = GLUE_LAYOUT[task.name]
+    layout = task.files
     reader = _read_jsonl if path.suffix == ".jsonl" else _read_tsv
     columns: dict[str, list] = {key: [] for key in (*task.text_keys, "label")}
     for line, row in reader(path, layout):
@@ -189,7 +143,7 @@ def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
         raise DataError(f"--data-dir {root}: expected a folder {task.glue_dir}/ for task "
                         f"{task.name!r} (official GLUE layout, e.g. {task.glue_dir}/train.tsv)")
     paths = {}
-    for split, names in GLUE_LAYOUT[task.name].splits.items():  # all present before any read
+    for split, names in task.files.splits.items():  # all present before any read
         found = [folder / name for name in names if (folder / name).is_file()]
         if not found:
             raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
@@ -199,9 +153,7 @@ def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
 
 def load_fixtures(task: TaskSpec) -> DatasetDict:
     """The tiny hand-written examples shipped with the library, read through the file reader."""
-    with tempfile.TemporaryDirectory(prefix="d2l_fixtures_") as tmp:
-        write_fixtures(tmp, [task.name])
-        return load_glue_dir(task, tmp)
+    return load_glue_dir(task, FIXTURES_DIR)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import torch.nn as nn
 from .arguments import RunArguments
 from .methods import build_model
 from .training.record import device_description, timestamp
-from .pages.tables import search_subset_size
+from .tasks import search_subset_size
 from .training.prepare import PreparedRun, check_output_dir, prepare_run
 
 OPTUNA_HINT = ("hyperparameter search needs Optuna, which is an optional dependency: "

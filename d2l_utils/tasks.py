@@ -1,12 +1,34 @@
 """The task table: every GLUE task and SNLI described as data, read by the rest of the pipeline.
 
-Column names and label ids follow the Hugging Face hub datasets (`nyu-mll/glue`,
-`stanfordnlp/snli`), so the hub, a local GLUE folder and the fixtures all yield the same schema.
+One place for each task fact: its columns and labels, metric, evaluation splits, where it lives on
+the hub, how its official files are laid out (read by `d2l_utils.data`; the fixtures are files in
+the same layout) and its official split sizes. Column names and label ids follow the Hugging Face
+hub datasets (`nyu-mll/glue`, `stanfordnlp/snli`), so the hub, a local GLUE folder and the
+fixtures all yield the same schema.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """How one task is stored in the official GLUE layout.
+
+    `columns` maps our column names to the file's column names (or, for header-less files,
+    to positions in `positional_header`).
+    """
+
+    splits: dict[str, tuple[str, ...]]  # split -> candidate file names, first found wins
+    columns: dict[str, str]
+    positional_header: tuple[str, ...] | None = None  # set for files without a header row
+    drop_labels: tuple[str, ...] = ()  # label values whose rows are skipped (SNLI's "-")
+
+
+_TRAIN_DEV = {"train": ("train.tsv",), "validation": ("dev.tsv",)}
+GLUE_SIZES_SOURCE = "GLUE paper (Wang et al., 2018), Table 1; the nyu-mll/glue dataset card"
+SNLI_SIZES_SOURCE = "Bowman et al. (2015), after dropping pairs without a gold label"
 
 
 @dataclass(frozen=True)
@@ -21,6 +43,10 @@ class TaskSpec:
     hub_path: str = "nyu-mll/glue"
     glue_dir: str = ""  # folder name in the official GLUE layout
     description: str = ""
+    files: FileLayout = field(default_factory=lambda: FileLayout(_TRAIN_DEV, {}))
+    official_sizes: dict[str, int] = field(default_factory=dict)  # split -> examples
+    sizes_source: str = GLUE_SIZES_SOURCE
+    label_range: tuple[float, float] | None = None  # regression: the valid score range
 
     @property
     def is_regression(self) -> bool:
@@ -49,33 +75,80 @@ class TaskSpec:
 NLI3 = ("entailment", "neutral", "contradiction")
 ENTAIL2 = ("entailment", "not_entailment")
 
+def _sizes(train: int, validation: int) -> dict[str, int]:
+    return {"train": train, "validation": validation}
+
+
+def _pair(a: str, b: str, label: str = "label") -> dict[str, str]:
+    """Columns of a pair task whose file names its text columns as we do."""
+    return {a: a, b: b, "label": label}
+
+
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
         TaskSpec("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",),
-                 glue_dir="CoLA", description="grammatical acceptability (single sentence)"),
+                 glue_dir="CoLA", description="grammatical acceptability (single sentence)",
+                 files=FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"},
+                                  positional_header=("source", "label", "original_label",
+                                                     "sentence")),
+                 official_sizes=_sizes(8_551, 1_043)),
         TaskSpec("sst2", ("sentence",), ("negative", "positive"), ("accuracy",),
-                 glue_dir="SST-2", description="movie-review sentiment (single sentence)"),
+                 glue_dir="SST-2", description="movie-review sentiment (single sentence)",
+                 files=FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"}),
+                 official_sizes=_sizes(67_349, 872)),
         TaskSpec("mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
-                 ("f1", "accuracy"), glue_dir="MRPC", description="paraphrase (news pairs)"),
+                 ("f1", "accuracy"), glue_dir="MRPC", description="paraphrase (news pairs)",
+                 files=FileLayout(_TRAIN_DEV, {"sentence1": "#1 String",
+                                               "sentence2": "#2 String", "label": "Quality"}),
+                 official_sizes=_sizes(3_668, 408)),
         TaskSpec("stsb", ("sentence1", "sentence2"), (), ("pearson", "spearmanr"),
-                 glue_dir="STS-B", description="semantic similarity score 0-5 (regression)"),
+                 glue_dir="STS-B", description="semantic similarity score 0-5 (regression)",
+                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2", "score")),
+                 official_sizes=_sizes(5_749, 1_500), label_range=(0.0, 5.0)),
         TaskSpec("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"),
-                 ("f1", "accuracy"), glue_dir="QQP", description="duplicate Quora questions"),
+                 ("f1", "accuracy"), glue_dir="QQP", description="duplicate Quora questions",
+                 files=FileLayout(_TRAIN_DEV, _pair("question1", "question2", "is_duplicate")),
+                 official_sizes=_sizes(363_846, 40_430)),
         TaskSpec("mnli", ("premise", "hypothesis"), NLI3, ("accuracy",),
                  eval_splits=("validation_matched", "validation_mismatched"),
-                 glue_dir="MNLI", description="multi-genre natural language inference"),
+                 glue_dir="MNLI", description="multi-genre natural language inference",
+                 files=FileLayout({"train": ("train.tsv",),
+                                   "validation_matched": ("dev_matched.tsv",),
+                                   "validation_mismatched": ("dev_mismatched.tsv",)},
+                                  {"premise": "sentence1", "hypothesis": "sentence2",
+                                   "label": "gold_label"}),
+                 official_sizes={"train": 392_702, "validation_matched": 9_815,
+                                 "validation_mismatched": 9_832}),
         TaskSpec("qnli", ("question", "sentence"), ENTAIL2, ("accuracy",),
-                 glue_dir="QNLI", description="does the sentence answer the question"),
+                 glue_dir="QNLI", description="does the sentence answer the question",
+                 files=FileLayout(_TRAIN_DEV, _pair("question", "sentence")),
+                 official_sizes=_sizes(104_743, 5_463)),
         TaskSpec("rte", ("sentence1", "sentence2"), ENTAIL2, ("accuracy",),
-                 glue_dir="RTE", description="recognising textual entailment"),
+                 glue_dir="RTE", description="recognising textual entailment",
+                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2")),
+                 official_sizes=_sizes(2_490, 277)),
         TaskSpec("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"),
-                 ("accuracy",), glue_dir="WNLI", description="Winograd NLI"),
+                 ("accuracy",), glue_dir="WNLI", description="Winograd NLI",
+                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2")),
+                 official_sizes=_sizes(635, 71)),
         TaskSpec("snli", ("premise", "hypothesis"), NLI3, ("accuracy",),
                  eval_splits=("validation", "test"), hub_path="stanfordnlp/snli",
-                 glue_dir="SNLI", description="Stanford natural language inference"),
+                 glue_dir="SNLI", description="Stanford natural language inference",
+                 files=FileLayout({split: (f"snli_1.0_{name}.jsonl", f"snli_1.0_{name}.txt")
+                                   for split, name in [("train", "train"), ("validation", "dev"),
+                                                       ("test", "test")]},
+                                  {"premise": "sentence1", "hypothesis": "sentence2",
+                                   "label": "gold_label"}, drop_labels=("-", "")),
+                 official_sizes={"train": 549_367, "validation": 9_842, "test": 9_824},
+                 sizes_source=SNLI_SIZES_SOURCE),
     ]
 }
+GLUE_TASKS: tuple[str, ...] = tuple(name for name, t in TASKS.items()
+                                    if t.hub_path == "nyu-mll/glue")
+OFFICIAL_SIZES: dict[str, dict[str, int]] = {name: TASKS[name].official_sizes
+                                             for name in GLUE_TASKS}
+
 
 class TaskError(ValueError):
     """An unknown task name."""
@@ -87,3 +160,13 @@ def get_task(name: str) -> TaskSpec:
     if key not in TASKS:
         raise TaskError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     return TASKS[key]
+
+
+def search_subset_size(task: str, fraction: float) -> int:
+    """`fraction` of the task's official train size (at least 1): the search subset's size."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    sizes = TASKS[task].official_sizes if task in TASKS else {}
+    if "train" not in sizes:
+        raise ValueError(f"no official size recorded for {task!r}; pass max_train_samples")
+    return max(1, round(fraction * sizes["train"]))

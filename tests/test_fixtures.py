@@ -7,6 +7,7 @@ the readers are later tested against.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import pathlib
@@ -233,3 +234,12 @@ def test_output_is_deterministic(tmp_path: pathlib.Path) -> None:
     first, second = write_fixtures(tmp_path / "1"), write_fixtures(tmp_path / "2")
     for path in sorted(first.rglob("*.*")):
         assert path.read_bytes() == (second / path.relative_to(first)).read_bytes()
+
+
+def test_fixture_files_are_byte_identical_to_the_generated_ones(tmp_path):
+    """The fixtures became files; their SHA-256s were taken from the generator they replaced."""
+    expected = json.loads((pathlib.Path(__file__).with_name("fixture_sha256.json")).read_text())
+    write_fixtures(tmp_path)
+    written = {str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert written == expected

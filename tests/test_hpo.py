@@ -11,7 +11,8 @@ from d2l_utils.arguments import RunArguments
 from d2l_utils.hpo import (OptunaMissingError, SearchResult, SearchSpace, TrialResult, apply_best,
                            hyperparameter_search, metric_objective, model_initializer,
                            plot_params, plot_trial_history, require_optuna, search_arguments)
-from d2l_utils.pages.tables import (GLUE_TASKS, OFFICIAL_SIZES, metric_table, search_subset_size,
+from d2l_utils.tasks import GLUE_TASKS, OFFICIAL_SIZES, search_subset_size
+from d2l_utils.pages.tables import (metric_table,
                                      task_table)
 
 matplotlib.use("Agg")

@@ -8,26 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..tasks import TASKS, TaskSpec
-
-GLUE_TASKS: tuple[str, ...] = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte",
-                               "wnli")
-
-# Official split sizes. CoLA, SST-2, STS-B and MNLI: SPEC section 4; the others: the `nyu-mll/glue`
-# dataset card on the Hugging Face hub (the same files the hub loader reads).
-OFFICIAL_SIZES: dict[str, dict[str, int]] = {
-    "cola": {"train": 8_551, "validation": 1_043},
-    "sst2": {"train": 67_349, "validation": 872},
-    "mrpc": {"train": 3_668, "validation": 408},
-    "stsb": {"train": 5_749, "validation": 1_500},
-    "qqp": {"train": 363_846, "validation": 40_430},
-    "mnli": {"train": 392_702, "validation_matched": 9_815, "validation_mismatched": 9_832},
-    "qnli": {"train": 104_743, "validation": 5_463},
-    "rte": {"train": 2_490, "validation": 277},
-    "wnli": {"train": 635, "validation": 71},
-}
-SIZE_SOURCE = {task: "SPEC §4" if task in ("cola", "sst2", "stsb", "mnli")
-               else "nyu-mll/glue dataset card" for task in OFFICIAL_SIZES}
+from ..tasks import GLUE_TASKS, TASKS, TaskSpec
 
 # Why each task is scored the way it is (the official GLUE metric), in one line.
 METRIC_REASONS: dict[str, str] = {
@@ -63,7 +44,7 @@ def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
     rows = []
     for name in tasks:
         task = TASKS[name]
-        sizes = OFFICIAL_SIZES.get(name, {})
+        sizes = TASKS[name].official_sizes
         rows.append({
             "task": name, "what": task.description, "inputs": _inputs(task),
             "num_labels": task.num_labels, "labels": _labels(task),
@@ -71,7 +52,7 @@ def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
             "eval splits": ", ".join(task.eval_splits),
             "train": sizes.get("train"),
             "dev": " / ".join(f"{sizes[s]:,}" for s in task.eval_splits if s in sizes) or None,
-            "sizes from": SIZE_SOURCE.get(name),
+            "sizes from": TASKS[name].sizes_source,
         })
     table = pd.DataFrame(rows).set_index("task")
     table["train"] = table["train"].astype("Int64")  # whole numbers, <NA> where unknown
@@ -82,12 +63,3 @@ def metric_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
     """One row per task: its metrics and why they fit the task's labels."""
     return pd.DataFrame([{"task": name, "metrics": ", ".join(TASKS[name].metrics),
                           "why": METRIC_REASONS[name]} for name in tasks]).set_index("task")
-
-
-def search_subset_size(task: str, fraction: float) -> int:
-    """`fraction` of the task's official train size (at least 1): the search subset's size."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    if task not in OFFICIAL_SIZES:
-        raise ValueError(f"no official size recorded for {task!r}; pass max_train_samples")
-    return max(1, round(fraction * OFFICIAL_SIZES[task]["train"]))

@@ -36,6 +36,14 @@ def mirror(tmp_path_factory):
 
     with served_mirror(tmp_path_factory.mktemp("hub_mirror")) as served:
         yield served
+    shutil.rmtree(served.root, ignore_errors=True)  # 1.3 GB; pytest keeps its last tmp dirs
+
+
+@pytest.fixture
+def hf_home(tmp_path):
+    """An empty HF_HOME for one test, removed afterwards (the models' downloads take 1.2 GB)."""
+    yield tmp_path / "hf_home"
+    shutil.rmtree(tmp_path / "hf_home", ignore_errors=True)
 
 
 def _import_first(*names):
@@ -48,7 +56,7 @@ def _import_first(*names):
 
 
 @rehearsal
-def test_every_task_loads_through_the_mirror(mirror, tmp_path):
+def test_every_task_loads_through_the_mirror(mirror, hf_home):
     out = mirror.python("""
         import json
         import datasets
@@ -70,7 +78,7 @@ def test_every_task_loads_through_the_mirror(mirror, tmp_path):
                                  "idx": str(ds.features.get("idx", ""))}
                          for split, ds in hub.items()}
         print(json.dumps({"tasks": tasks, "raw": raw}))
-        """, tmp_path / "hf_home")
+        """, hf_home)
     rows = {**mirror.manifest["datasets"]["nyu-mll/glue"]["rows"],
             **mirror.manifest["datasets"]["stanfordnlp/snli"]["rows"]}
     for name, task in TASKS.items():
@@ -98,7 +106,7 @@ def test_every_task_loads_through_the_mirror(mirror, tmp_path):
 
 
 @rehearsal
-def test_models_load_through_the_mirror(mirror, tmp_path):
+def test_models_load_through_the_mirror(mirror, hf_home):
     out = mirror.python("""
         import json
         import torch
@@ -122,7 +130,7 @@ def test_models_load_through_the_mirror(mirror, tmp_path):
                 "mask": tokenizer.mask_token_id,
                 "new": sorted(info["missing_keys"]), "unused": sorted(info["unexpected_keys"])}
         print(json.dumps(out))
-        """ % (MODELS,), tmp_path / "hf_home")
+        """ % (MODELS,), hf_home)
     from d2l_utils.backbones import CONFIG_DIR
 
     for name in MODELS:
@@ -145,7 +153,7 @@ def test_models_load_through_the_mirror(mirror, tmp_path):
 
 
 @rehearsal
-def test_tokenizer_and_model_download_after_config_only_cache(mirror, tmp_path):
+def test_tokenizer_and_model_download_after_config_only_cache(mirror, hf_home):
     """Regression: with only config.json in a fresh cache (load_config ran first), the cache-only
     attempt in `from_source` raised TypeError/ImportError (tokenizer) and AttributeError (model)
     instead of going on to download; `_roberta_tokenizer_source` crashed the same way."""
@@ -167,18 +175,18 @@ def test_tokenizer_and_model_download_after_config_only_cache(mirror, tmp_path):
         print(json.dumps({"tokenizer": type(tokenizer).__name__, "model": type(model).__name__,
                           "before": [before[0] == backbones.minilm_path(), bool(before[1])],
                           "after": list(after)}))
-        """ % MINILM, tmp_path / "hf_home")
+        """ % MINILM, hf_home)
     assert out == {"tokenizer": "BertTokenizerFast", "model": "BertForSequenceClassification",
                    "before": [True, True], "after": ["roberta-base", ""]}
 
 
 @rehearsal
-def test_training_cli_through_the_mirror(mirror, tmp_path):
+def test_training_cli_through_the_mirror(mirror, tmp_path, hf_home):
     output = tmp_path / "run"
     mirror.run([sys.executable, "-m", "d2l_utils", "train", "--task", "mrpc", "--method", "full",
                 "--model", MINILM, "--max-steps", "2", "--max-train-samples", "16",
                 "--max-eval-samples", "16", "--output-dir", str(output), "--no-progress"],
-               tmp_path / "hf_home")
+               hf_home)
     assert (output / "record.json").is_file()
 
 

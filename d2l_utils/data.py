@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -106,9 +107,16 @@ def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | flo
     value = value.strip()
     if task.is_regression:
         try:
-            return float(value)
+            score = float(value)
         except ValueError:
             raise DataFormatError(path, line, f"score {value!r} is not a number") from None
+        if not math.isfinite(score):  # float() reads "nan" and "inf": never train on them
+            raise DataFormatError(path, line, f"score {value!r} is not a finite number")
+        low, high = task.label_range or (-math.inf, math.inf)
+        if not low <= score <= high:
+            raise DataFormatError(path, line, f"score {value!r} is outside {task.name}'s "
+                                  f"range {low:g} to {high:g}")
+        return score
     if value in task.label_names:
         return task.label_names.index(value)
     if value.isdigit() and int(value) < task.num_labels:

@@ -97,20 +97,22 @@ class BenchArguments:
     max_seq_length: int = field(default=128, **_help(
         "truncation length, and the fixed length the fixed-padding way pads to"))
     steps: int = field(default=30, **_help("timed optimizer steps per way"))
-    warmup_steps: int = field(default=3, **_help("untimed steps per way before the timed ones"))
+    untimed_steps: int = field(default=3, **_help(
+        "steps per way before the timed ones (not learning-rate warmup: that is the job's "
+        "--warmup-ratio)"))
     threads: int | None = field(default=None, **_help("torch CPU threads (default: torch's)"))
     peak_tflops: float | None = field(default=None, **_help(
         "peak TFLOP/s for FLOP utilization (default: measured with bf16 matmuls on the GPU)"))
     output: str | None = field(default=None, **_help("also append the JSON line to this file"))
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.warmup_steps < 0:
-            raise BenchOptionError(f"--steps must be >= 1 and --warmup-steps >= 0, got "
-                                   f"{self.steps} and {self.warmup_steps}")
+        if self.steps < 1 or self.untimed_steps < 0:
+            raise BenchOptionError(f"--steps must be >= 1 and --untimed-steps >= 0, got "
+                                   f"{self.steps} and {self.untimed_steps}")
 
     @property
     def total_steps(self) -> int:
-        return self.warmup_steps + self.steps
+        return self.untimed_steps + self.steps
 
     def run_arguments(self) -> RunArguments:
         """The `RunArguments` of the library way; the other two ways read the same values."""
@@ -162,15 +164,15 @@ class PeakMemory:
 
 
 class StepMeter:
-    """Times optimizer steps `warmup + 1 .. warmup + steps` and counts their examples and real
+    """Times optimizer steps `untimed + 1 .. untimed + steps` and counts their examples and real
     tokens, through hooks, so every way is measured by the same code whatever runs the loop.
 
     Training forward `k` belongs to optimizer step `k` (no gradient accumulation in any way).
     """
 
-    def __init__(self, model: nn.Module, warmup_steps: int, steps: int, device: torch.device):
+    def __init__(self, model: nn.Module, untimed_steps: int, steps: int, device: torch.device):
         self.model, self.device = model, device
-        self.first, self.last = warmup_steps, warmup_steps + steps  # timed: (first, last]
+        self.first, self.last = untimed_steps, untimed_steps + steps  # timed: (first, last]
         self.forwards = self.optimizer_steps = 0
         self.examples = self.padded_tokens = 0
         self.token_counts: list[torch.Tensor] = []  # summed at the end: no sync per step
@@ -337,7 +339,7 @@ def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
                 device: torch.device) -> dict[str, Any]:
     """Train one way on a fresh seeded model and return its measurements."""
     model = seeded_model(run)
-    with PeakMemory(device) as memory, StepMeter(model, bench.warmup_steps, bench.steps,
+    with PeakMemory(device) as memory, StepMeter(model, bench.untimed_steps, bench.steps,
                                                  device) as meter:
         RUNNERS[name](dataclasses.replace(run, model=model), device, bench.total_steps)
     del model  # free it before the next way starts, so that way's peak memory is its own
@@ -374,7 +376,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
     library = ways["library_loop"]["examples_per_s"]
     return {
         "model": run.args.model, "task": run.task.name, "method": run.method.name,
-        "steps": args.steps, "warmup_steps": args.warmup_steps, "batch_size": args.batch_size,
+        "steps": args.steps, "untimed_steps": args.untimed_steps, "batch_size": args.batch_size,
         "max_seq_length": args.max_seq_length, "group_by_length": args.group_by_length,
         "seed": args.seed, "lr": run.args.lr,
         "train_examples": len(run.data["train"]), "device": device_description(device),
@@ -407,7 +409,7 @@ def format_table(report: dict[str, Any]) -> str:
               f"{'peak MB':>9s} {'wall s':>8s}" + (f" {'MFU':>7s}" if mfu else ""))
     lines = [f"bench: {report['task']} | {report['method']} | {report['model']} | "
              f"{report['steps']} steps x batch {report['batch_size']} (after "
-             f"{report['warmup_steps']} warm-up steps) | {report['device']}", header]
+             f"{report['untimed_steps']} untimed steps) | {report['device']}", header]
     for name in WAYS:
         way = report[name]
         lines.append(f"{WAY_TITLES[name]:15s} {way['examples_per_s']:11.2f} "

@@ -60,3 +60,11 @@ def test_options_and_peak_lookup(capsys):
     assert BenchArguments(task="cola", tiny=True).run_arguments().max_steps == 33
     assert peak_flops(torch.device("cpu"), None) is None
     assert peak_flops(torch.device("cpu"), 100.0) == 100e12
+
+
+def test_untimed_steps_are_not_learning_rate_warmup():
+    """The bench's untimed steps change what is timed, never the job's learning-rate schedule."""
+    args = BenchArguments(task="sst2", tiny=True, untimed_steps=7, steps=5)
+    job = args.run_arguments()
+    assert job.max_steps == 12
+    assert job.warmup_steps is None and job.num_warmup_steps(12) == round(0.1 * 12)

@@ -1,4 +1,5 @@
-"""Published numbers the chapters compare against, each with its source (SPEC §3).
+"""Published numbers the chapters compare against, each cited to the paper, model card or
+original notebook it comes from.
 
 One table, so the chapters and the book's references page cite the same figures. Values are on
 the dev sets unless `split` says otherwise; accuracy-type metrics are fractions (0.844, not 84.4).

@@ -24,7 +24,7 @@ from ..training.record import device_description
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 # The published number this chapter reproduces (seed 002 = d2l, "Natural Language Inference:
-# Fine-Tuning BERT", PyTorch version; SPEC section 2).
+# Fine-Tuning BERT", PyTorch version, section 16.7 of Dive into Deep Learning).
 D2L_SNLI_REFERENCE: dict[str, Any] = {
     "run": "published: d2l (seed 002)", "model": "bert.small, pretrained by d2l",
     "data": "SNLI train 549,367 / test 9,824", "max_len": 128, "epochs": 5,

@@ -3,7 +3,7 @@
 fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...}` and
 `evaluate_step(**batch) -> {"pred": ..., "target": ...}`, and leaves data loading to plain torch
 `DataLoader`s. `FastNLPClassifier` adds those two methods to any model `build_model` returns;
-`train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data, tokenizer,
+`training.run.train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data, tokenizer,
 method, parameter counts and run record as the library loop, so `plots.plot_training` and
 `plots.records_table` draw it like any other run.
 
@@ -15,7 +15,6 @@ encoder: the input embeddings only (prompt tuning) or the keys and values of eve
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -216,23 +215,6 @@ def fastnlp_device() -> int | str:
     return 0 if torch.cuda.is_available() else "cpu"
 
 
-def train_with_fastnlp(args: RunArguments, train_batches_per_epoch: int = -1,
-                       verbose: bool = True, write: bool = True) -> dict[str, Any]:
-    """Train one run with the fastNLP `Trainer` and return the library's run record.
-
-    The same `RunArguments` as `training.train`: AdamW over the trainable parameters only,
-    linear warmup/decay, gradient clipping, dev accuracy after every epoch (and every
-    `eval_every_steps` batches when set). fastNLP trains
-    whole epochs (`ceil(epochs)`); `train_batches_per_epoch` caps the batches of each epoch.
-    `verbose` prints one line per epoch (fastNLP's own progress bars stay off).
-    """
-    from .run import train
-
-    cap = None if train_batches_per_epoch < 0 else train_batches_per_epoch
-    return train(dataclasses.replace(args, trainer="fastnlp", train_batches_per_epoch=cap),
-                 write=write, verbose=verbose)
-
-
 def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bool = True
                 ) -> TrainResult:
     """Train `run.model` with `fastNLP.Trainer` (driver "torch") and report the result."""
@@ -352,4 +334,4 @@ def forward_check(model: nn.Module) -> str:
 __all__ = ["FastNLPClassifier", "PROMPT_METHODS", "expected_prompt_params", "fastnlp_device",
            "forward_check",
            "make_dataloaders", "parse_fastnlp_results",
-           "prompt_placement", "run_fastnlp", "train_with_fastnlp"]
+           "prompt_placement", "run_fastnlp"]

@@ -1,0 +1,108 @@
+"""The package's shape: no import cycles (imports inside functions count too) and a pipeline that
+never imports the presentation (`pages/`) or chapter-1 (`scratch/`) subpackages."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "d2l_utils"
+LAYERS_ABOVE_PIPELINE = ("d2l_utils.pages", "d2l_utils.scratch")
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere in its body (lazy imports included)."""
+    modules = {module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        package = name if is_package else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                # `from pkg import mod` imports the submodule when there is one
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            edges.update(t for t in targets if t in modules and t != name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from the pipeline into pages/ or scratch/."""
+    def above(module: str) -> bool:
+        return any(module == p or module.startswith(p + ".") for p in LAYERS_ABOVE_PIPELINE)
+
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() if not above(a)
+                  for b in targets if above(b))
+
+
+def test_no_import_cycle_in_the_package():
+    assert find_cycle(import_graph(PACKAGE)) is None
+
+
+def test_the_pipeline_does_not_import_pages_or_scratch():
+    assert layer_violations(import_graph(PACKAGE)) == []
+
+
+def test_a_planted_lazy_cycle_and_a_layer_breach_are_found(tmp_path):
+    """The checks can fail: a function-level import that closes a cycle, and the training
+    pipeline reaching into the presentation layer."""
+    copy = tmp_path / "d2l_utils"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    tasks = copy / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n\ndef _planted():\n    from .data import load_task_data"
+                     "\n    return load_task_data\n")
+    cycle = find_cycle(import_graph(copy))
+    assert cycle is not None and "d2l_utils.tasks" in cycle and "d2l_utils.data" in cycle
+    record = copy / "training" / "record.py"
+    record.write_text(record.read_text() + "\n\ndef _planted():\n"
+                      "    from ..pages.plots import plot_training\n    return plot_training\n")
+    assert "d2l_utils.training.record -> d2l_utils.pages.plots" in layer_violations(
+        import_graph(copy))
+
+
+@pytest.mark.parametrize("graph, expected", [
+    ({"a": {"b"}, "b": {"c"}, "c": set()}, None),
+    ({"a": {"b"}, "b": {"a"}}, ["a", "b", "a"]),
+])
+def test_find_cycle_on_small_graphs(graph, expected):
+    assert find_cycle(graph) == expected

@@ -37,8 +37,8 @@ def time_steps(params: list[torch.nn.Parameter], steps: int, warmup: int = 3,
 def main(argv: list[str] | None = None) -> int:
     from d2l_utils.backbones import resolve_backbone
     from d2l_utils.methods import build_model, method_config
-    from d2l_utils.training.record import device_description
     from d2l_utils.tasks import get_task
+    from d2l_utils.training.record import device_description
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="minilm-l6")

@@ -37,9 +37,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from .arguments import RunArguments
 from .methods import build_model, count_parameters
-from .training.record import command_line, device_description, library_versions, timestamp
 from .training.loop import train_with_loop
 from .training.prepare import PreparedRun, prepare_run
+from .training.record import command_line, device_description, library_versions, timestamp
 
 WAYS = ("fixed_padding", "hf_trainer", "library_loop")
 WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",

@@ -58,15 +58,16 @@ def resolve_precision(choice: str = "auto") -> str:
         if choice == "auto":
             return "no"
         raise PrecisionError(
-            f"{choice} needs a CUDA GPU and none is available here: use --mixed-precision auto or no "
-            "(fp32) on CPU")
+            f"{choice} needs a CUDA GPU and none is available here: use --mixed-precision auto "
+            "or no (fp32) on CPU")
     native_bf16 = gpu[1] >= NATIVE_BF16
     if choice == "auto":
         return "bf16" if native_bf16 else "fp16"
     if choice == "bf16" and not native_bf16:
         raise PrecisionError(
             f"bf16 is not native on {_describe(gpu)}: it needs compute capability 8.0 or more "
-            "(A100, L4, H100) and would only be emulated here; use --mixed-precision fp16 (or auto)")
+            "(A100, L4, H100) and would only be emulated here; use --mixed-precision fp16 "
+            "(or auto)")
     return choice
 
 

@@ -10,9 +10,19 @@ import torch
 
 from d2l_utils import hub
 from d2l_utils.scratch import assets
-from d2l_utils.scratch.assets import (ASSETS, Asset, AssetError, ChecksumError, download,
-                              download_extract, load_pretrained_bert, offline_reason,
-                              pretrained_or_random_bert, sha1sum, verify_sha1)
+from d2l_utils.scratch.assets import (
+    ASSETS,
+    Asset,
+    AssetError,
+    ChecksumError,
+    download,
+    download_extract,
+    load_pretrained_bert,
+    offline_reason,
+    pretrained_or_random_bert,
+    sha1sum,
+    verify_sha1,
+)
 from d2l_utils.scratch.bert import BERTConfig, BERTModel
 from d2l_utils.scratch.snli import BERT_RESERVED_TOKENS, UNK
 

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from tools import colab_check
-from tools.colab_check import (check, constraints_for, find_uv, parse_freeze, parse_requirements,
-                               parse_resolution, uv_config)
+from tools.colab_check import (
+    check,
+    constraints_for,
+    find_uv,
+    parse_freeze,
+    parse_requirements,
+    parse_resolution,
+    uv_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 COLAB_FREEZE = ROOT.parent / "shared" / "env" / "colab-gpu-pip-freeze.txt"

@@ -4,8 +4,14 @@ import time
 import pytest
 from datasets import ClassLabel, Value
 
-from d2l_utils.data import (DataError, DataFormatError, load_glue_dir, load_task_data,
-                            read_split_file, task_features)
+from d2l_utils.data import (
+    DataError,
+    DataFormatError,
+    load_glue_dir,
+    load_task_data,
+    read_split_file,
+    task_features,
+)
 from d2l_utils.fixtures import FIXTURE_TASKS, write_fixtures
 from d2l_utils.tasks import TASKS, get_task
 

@@ -10,9 +10,14 @@ import torch
 from d2l_utils.arguments import RunArguments
 from d2l_utils.pages.plots import plot_training, records_table
 from d2l_utils.training import prepare_run, train_with_fastnlp
-from d2l_utils.training.fastnlp import (FastNLPClassifier, expected_prompt_params,
-                                        make_dataloaders, parse_fastnlp_results,
-                                        prompt_placement, run_fastnlp)
+from d2l_utils.training.fastnlp import (
+    FastNLPClassifier,
+    expected_prompt_params,
+    make_dataloaders,
+    parse_fastnlp_results,
+    prompt_placement,
+    run_fastnlp,
+)
 
 matplotlib.use("Agg")
 pytest.importorskip("fastNLP")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from d2l_utils.precision import (PrecisionError, fastnlp_precision, hf_precision_kwargs,
-                                 resolve_precision)
+from d2l_utils.precision import (
+    PrecisionError,
+    fastnlp_precision,
+    hf_precision_kwargs,
+    resolve_precision,
+)
 
 T4 = ("Tesla T4", (7, 5))
 V100 = ("Tesla V100-SXM2-16GB", (7, 0))

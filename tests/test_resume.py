@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from d2l_utils.training.checkpoints import latest_checkpoint, list_checkpoints
 from d2l_utils.cli import main
+from d2l_utils.training.checkpoints import latest_checkpoint, list_checkpoints
 from d2l_utils.training.run import PAUSE_ENV
 
 REPO = Path(__file__).resolve().parents[1]

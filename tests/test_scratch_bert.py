@@ -4,13 +4,33 @@ import pytest
 import torch
 
 from d2l_utils.data import load_task_data
-from d2l_utils.scratch.bert import (BERT_CONFIGS, BERTClassifier, BERTConfig, BERTModel,
-                                    MultiHeadAttention, draw_architecture, masked_softmax,
-                                    parameters_without_grad)
-from d2l_utils.scratch.training import (LivePlot, evaluate_accuracy, history_row,
-                                        plot_history, train_classifier, try_all_gpus)
-from d2l_utils.scratch.snli import (SNLIBERTDataset, Vocab, corpus_tokens, encode_pair, tokenize,
-                                  tokens_and_segments, truncate_pair)
+from d2l_utils.scratch.bert import (
+    BERT_CONFIGS,
+    BERTClassifier,
+    BERTConfig,
+    BERTModel,
+    MultiHeadAttention,
+    draw_architecture,
+    masked_softmax,
+    parameters_without_grad,
+)
+from d2l_utils.scratch.snli import (
+    SNLIBERTDataset,
+    Vocab,
+    corpus_tokens,
+    encode_pair,
+    tokenize,
+    tokens_and_segments,
+    truncate_pair,
+)
+from d2l_utils.scratch.training import (
+    LivePlot,
+    evaluate_accuracy,
+    history_row,
+    plot_history,
+    train_classifier,
+    try_all_gpus,
+)
 from d2l_utils.tasks import get_task
 
 V = 1000  # any vocabulary size; d2l's bert.small vocab.json decides the real one

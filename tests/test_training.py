@@ -11,9 +11,9 @@ import pytest
 
 from d2l_utils.arguments import EvaluateArguments, RunArguments
 from d2l_utils.cli import main
-from d2l_utils.training.evaluate import evaluate_checkpoint
 from d2l_utils.methods import METHODS
 from d2l_utils.training import train
+from d2l_utils.training.evaluate import evaluate_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"task", "method", "model", "metrics", "params", "wall_time_s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profiles import TINY_ENV, tiny_profile
+from ..profiles import tiny_profile
 
 
 def in_notebook() -> bool:

@@ -3,9 +3,9 @@
 fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...}` and
 `evaluate_step(**batch) -> {"pred": ..., "target": ...}`, and leaves data loading to plain torch
 `DataLoader`s. `FastNLPClassifier` adds those two methods to any model `build_model` returns;
-`training.run.train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data, tokenizer,
-method, parameter counts and run record as the library loop, so `plots.plot_training` and
-`plots.records_table` draw it like any other run.
+`training.run.train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data,
+tokenizer, method, parameter counts and run record as the library loop, so
+`plots.plot_training` and `plots.records_table` draw it like any other run.
 
 `prompt_placement` tabulates where the virtual tokens of the two prompt methods enter the
 encoder: the input embeddings only (prompt tuning) or the keys and values of every layer
@@ -25,7 +25,6 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from ..arguments import RunArguments
 from ..backbones import load_config, resolve_backbone
 from ..methods import build_model, count_parameters, method_config
 from ..precision import fastnlp_precision

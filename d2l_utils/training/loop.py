@@ -26,9 +26,16 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..precision import resolve_precision
 from ..preprocessing import LengthGroupedBatchSampler, make_collator
-from .checkpoints import (check_disk_space, check_resumable, checkpoint_root, latest_checkpoint,
-                          load_checkpoint, required_bytes, save_checkpoint)
-from .evaluate import evaluate_model, epoch_line
+from .checkpoints import (
+    check_disk_space,
+    check_resumable,
+    checkpoint_root,
+    latest_checkpoint,
+    load_checkpoint,
+    required_bytes,
+    save_checkpoint,
+)
+from .evaluate import epoch_line, evaluate_model
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
 from .saving import trainable_state_dict
@@ -219,7 +226,7 @@ class Loop:
 
     def train_epoch(self, epoch: int, stop: StopFlag, sums: dict[str, torch.Tensor]) -> None:
         """Train the batches of one epoch (skipping those a resumed run already trained)."""
-        args, state = self.args, self.state
+        state = self.state
         self.model.train()
         self.train_loader.set_epoch(epoch)  # the batch order depends on (seed, epoch) only
         skip = state.batch_in_epoch if epoch == state.epoch else 0

@@ -23,16 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch.nn as nn
 
 from .arguments import RunArguments
 from .methods import build_model
-from .training.record import device_description, timestamp
 from .tasks import search_subset_size
 from .training.prepare import PreparedRun, check_output_dir, prepare_run
+from .training.record import device_description, timestamp
 
 OPTUNA_HINT = ("hyperparameter search needs Optuna, which is an optional dependency: "
                "pip install optuna   (or install the book's extra: pip install -e '.[hpo]'; "
@@ -331,71 +329,3 @@ def apply_best(args: RunArguments, best: TrialResult | Mapping[str, Any] | Any) 
     if "warmup_ratio" in updates:
         updates.setdefault("warmup_steps", None)  # else --warmup-steps would override it
     return dataclasses.replace(args, **updates)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-
-
-def plot_trial_history(result: SearchResult) -> plt.Figure:
-    """Objective by trial with the best so far (left); the metric after each epoch (right)."""
-    fig, (ax_trials, ax_epochs) = plt.subplots(1, 2, figsize=(10, 3.6))
-    done = result.completed
-    ax_trials.scatter([t.number for t in done], [t.objective for t in done], s=30,
-                      label="trial", zorder=3)
-    pick = max if result.direction == "maximize" else min
-    running = [pick(t.objective for t in done[:i + 1]) for i in range(len(done))]
-    ax_trials.step([t.number for t in done], running, where="post", color="C1",
-                   label="best so far")
-    others = [t for t in result.trials if t not in done and t.epoch_values]
-    if others:
-        ax_trials.scatter([t.number for t in others], [t.epoch_values[-1] for t in others],
-                          marker="x", color="grey", label="pruned/failed (last value)")
-    best = result.best.number if done else None
-    for t in result.trials:
-        if t.epoch_values:
-            epochs = range(1, len(t.epoch_values) + 1)
-            ax_epochs.plot(epochs, t.epoch_values, marker="o", ms=3,
-                           lw=2.5 if t.number == best else 1,
-                           alpha=1.0 if t.number == best else 0.5,
-                           label=f"trial {t.number}" + (" (best)" if t.number == best else ""))
-    name = f"{result.split} {result.metric}"
-    ax_trials.set(xlabel="trial", ylabel=name, title="objective by trial")
-    ax_trials.legend(fontsize=8)
-    ax_epochs.set(xlabel="epoch", ylabel=name, title="metric after each epoch, per trial")
-    for ax in (ax_trials, ax_epochs):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    if len(result.trials) <= 12:
-        ax_epochs.legend(fontsize=7)
-    fig.suptitle(result.label, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_params(result: SearchResult) -> plt.Figure:
-    """Objective against each searched parameter, one panel each; the best trial is a star."""
-    names = list(result.space)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.2), squeeze=False)
-    done = result.completed
-    best = result.best if done else None
-    for ax, name in zip(axes[0], names):
-        ax.scatter([t.params[name] for t in done], [t.objective for t in done], s=25)
-        if best is not None:
-            ax.scatter([best.params[name]], [best.objective], marker="*", s=160, color="C3",
-                       zorder=3, label=f"best (trial {best.number})")
-        if name == "learning_rate":
-            ax.set_xscale("log")
-            ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=45)
-        elif name == "per_device_train_batch_size":
-            ax.set_xticks(sorted(result.space[name]))
-        elif name in ("num_train_epochs", "seed"):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel=name, title=name)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{result.split} {result.metric}")
-    if best is not None:
-        axes[0][0].legend(fontsize=7)
-    fig.suptitle(result.label, fontsize=9)
-    fig.tight_layout()
-    return fig

@@ -8,12 +8,21 @@ import matplotlib
 import pytest
 
 from d2l_utils.arguments import RunArguments
-from d2l_utils.hpo import (OptunaMissingError, SearchResult, SearchSpace, TrialResult, apply_best,
-                           hyperparameter_search, metric_objective, model_initializer,
-                           plot_params, plot_trial_history, require_optuna, search_arguments)
+from d2l_utils.hpo import (
+    OptunaMissingError,
+    SearchResult,
+    SearchSpace,
+    TrialResult,
+    apply_best,
+    hyperparameter_search,
+    metric_objective,
+    model_initializer,
+    require_optuna,
+    search_arguments,
+)
+from d2l_utils.pages.plots import plot_params, plot_trial_history
+from d2l_utils.pages.tables import metric_table, task_table
 from d2l_utils.tasks import GLUE_TASKS, OFFICIAL_SIZES, search_subset_size
-from d2l_utils.pages.tables import (metric_table,
-                                     task_table)
 
 matplotlib.use("Agg")
 

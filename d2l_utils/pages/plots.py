@@ -1,4 +1,5 @@
-"""Figures and tables drawn from run records: training curves, parameter tables, comparisons.
+"""Figures and tables drawn from run records (training curves, parameter tables, comparisons)
+and from hyperparameter searches.
 
 Every figure takes records (the dicts `train` returns and writes as `record.json`), so a chapter's
 own run and the committed real runs are drawn the same way. Titles carry the provenance.
@@ -11,11 +12,13 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
+from ..hpo import SearchResult
 from .notebook import result_label
 
 
-def run_label(record: dict[str, Any]) -> str:
+def method_label(record: dict[str, Any]) -> str:
     """method (+ the option that distinguishes it, such as the LoRA rank)."""
     method = record.get("method", "?")
     config = record.get("method_config", {})
@@ -36,7 +39,7 @@ def metric_curve(record: dict[str, Any]) -> tuple[list[int], list[float]]:
 def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
                   title: str | None = None) -> plt.Figure:
     """Training loss (left) and the main dev metric (right) by optimizer step, a line a run."""
-    labels = list(labels) if labels else [run_label(r) for r in records]
+    labels = list(labels) if labels else [method_label(r) for r in records]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
     for record, label in zip(records, labels):
         steps, losses = zip(*record["loss_log"]) if record.get("loss_log") else ((), ())
@@ -93,7 +96,7 @@ def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for r in records:
         main = r["main_metric"]
         rows.append({
-            "task": r["task"], "method": run_label(r), "model": r["model"],
+            "task": r["task"], "method": method_label(r), "model": r["model"],
             "metric": f"{main['split']} {main['name']}", "value": round(main["value"], 4),
             "all metrics": "; ".join(
                 f"{split}: " + " ".join(f"{k}={v:.3f}" for k, v in values.items() if k != "loss")
@@ -170,5 +173,73 @@ def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> p
         ax.set(ylabel=label, title=label)
     axes[0].legend(fontsize=8)
     fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameter search (chapter 2)
+
+
+def plot_trial_history(result: SearchResult) -> plt.Figure:
+    """Objective by trial with the best so far (left); the metric after each epoch (right)."""
+    fig, (ax_trials, ax_epochs) = plt.subplots(1, 2, figsize=(10, 3.6))
+    done = result.completed
+    ax_trials.scatter([t.number for t in done], [t.objective for t in done], s=30,
+                      label="trial", zorder=3)
+    pick = max if result.direction == "maximize" else min
+    running = [pick(t.objective for t in done[:i + 1]) for i in range(len(done))]
+    ax_trials.step([t.number for t in done], running, where="post", color="C1",
+                   label="best so far")
+    others = [t for t in result.trials if t not in done and t.epoch_values]
+    if others:
+        ax_trials.scatter([t.number for t in others], [t.epoch_values[-1] for t in others],
+                          marker="x", color="grey", label="pruned/failed (last value)")
+    best = result.best.number if done else None
+    for t in result.trials:
+        if t.epoch_values:
+            epochs = range(1, len(t.epoch_values) + 1)
+            ax_epochs.plot(epochs, t.epoch_values, marker="o", ms=3,
+                           lw=2.5 if t.number == best else 1,
+                           alpha=1.0 if t.number == best else 0.5,
+                           label=f"trial {t.number}" + (" (best)" if t.number == best else ""))
+    name = f"{result.split} {result.metric}"
+    ax_trials.set(xlabel="trial", ylabel=name, title="objective by trial")
+    ax_trials.legend(fontsize=8)
+    ax_epochs.set(xlabel="epoch", ylabel=name, title="metric after each epoch, per trial")
+    for ax in (ax_trials, ax_epochs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if len(result.trials) <= 12:
+        ax_epochs.legend(fontsize=7)
+    fig.suptitle(result.label, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_params(result: SearchResult) -> plt.Figure:
+    """Objective against each searched parameter, one panel each; the best trial is a star."""
+    names = list(result.space)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.2), squeeze=False)
+    done = result.completed
+    best = result.best if done else None
+    for ax, name in zip(axes[0], names):
+        ax.scatter([t.params[name] for t in done], [t.objective for t in done], s=25)
+        if best is not None:
+            ax.scatter([best.params[name]], [best.objective], marker="*", s=160, color="C3",
+                       zorder=3, label=f"best (trial {best.number})")
+        if name == "learning_rate":
+            ax.set_xscale("log")
+            ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=45)
+        elif name == "per_device_train_batch_size":
+            ax.set_xticks(sorted(result.space[name]))
+        elif name in ("num_train_epochs", "seed"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel=name, title=name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{result.split} {result.metric}")
+    if best is not None:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(result.label, fontsize=9)
     fig.tight_layout()
     return fig

@@ -106,3 +106,14 @@ def test_a_planted_lazy_cycle_and_a_layer_breach_are_found(tmp_path):
 ])
 def test_find_cycle_on_small_graphs(graph, expected):
     assert find_cycle(graph) == expected
+
+
+def test_the_public_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    code = ("import sys, d2l_utils; assert 'torch' not in sys.modules; "
+            "[getattr(d2l_utils, n) for n in d2l_utils.__all__]; print(len(d2l_utils.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0 and out.stdout.strip() == "7", out.stderr[-2000:]

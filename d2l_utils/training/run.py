@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..arguments import RunArguments
+from ..arguments import RunArguments, check_against_model
 from ..precision import resolve_precision
-from .prepare import PreparedRun, check_output_dir, prepare_run
+from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_run
 from .record import TrainResult, build_record, summary_line, write_record
 from .saving import save_trainable
 
@@ -39,16 +39,20 @@ def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[
     """Run one training job end to end and return its record (also written to disk unless
     `write` is False)."""
     started = time.perf_counter()
-    check_output_dir(args.resolved().output_dir)
-    run = prepare_run(args)
-    result = run_trainer(run)
-    result.wall_time_s = round(time.perf_counter() - started, 3)
-    record = build_record(run, result)
-    if result.is_main_process and write:
-        if run.args.save_model:
-            save_trainable(result.model or run.model, run.args.output_dir, asdict(run.args),
-                           include_frozen=not run.backbone.pretrained)
-        write_record(run.args.output_dir, record)
+    args = check_against_model(args)  # every option first: nothing heavy has run yet
+    check_output_dir(args.output_dir)
+    run = prepare_run(args)  # then the data (file:line errors) and the model
+    # then the folder: locked for the whole run; an unfinished or different run there is
+    # refused, a finished one with the same options replaced
+    with claim_output_dir(run.args, check=write):
+        result = run_trainer(run)
+        result.wall_time_s = round(time.perf_counter() - started, 3)
+        record = build_record(run, result)
+        if result.is_main_process and write:
+            if run.args.save_model:
+                save_trainable(result.model or run.model, run.args.output_dir,
+                               asdict(run.args), include_frozen=not run.backbone.pretrained)
+            write_record(run.args.output_dir, record)
     if result.is_main_process and verbose:
         print(summary_line(record), flush=True)
     return record

@@ -1,0 +1,66 @@
+"""Build a sequence classifier with a method applied, and check the combination can train."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from ..backbones import Backbone, from_source, load_config, resolve_backbone
+from ..tasks import TaskSpec, get_task
+from .base import MethodConfig, MethodError
+from .counting import count_parameters, set_head_mode
+
+# peft's prefix methods feed their prompts in as past key/values, which these models' attention
+# layers do not take (found when P-Tuning v2 failed on DistilBERT's forward pass).
+PAST_KEY_VALUE_METHODS = ("prefix", "ptuning-v2")
+NO_PAST_KEY_VALUES = ("distilbert",)
+
+
+def check_trainable(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> None:
+    """Fail before training when `config` can be built (and counted) on `backbone` but its
+    forward pass cannot run there."""
+    model_type = load_config(backbone, task).model_type
+    if (config.backend == "peft" and config.name in PAST_KEY_VALUE_METHODS
+            and model_type in NO_PAST_KEY_VALUES):
+        raise MethodError(
+            f"--method {config.name} with peft needs attention that accepts past key/values, "
+            f"which {model_type} does not have; use bert-base-uncased or roberta-base, or "
+            "--method prompt-tuning (input prompt only)")
+
+
+def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.Module:
+    """A sequence classifier for `task` on `backbone` with `config` applied (what trains is set)."""
+    model_config = load_config(backbone, task)
+    if config.backend == "adapters":
+        model = _adapters_model(backbone, model_config, task)
+    else:
+        from transformers import AutoModelForSequenceClassification as Auto
+
+        model = (from_source(Auto, backbone.weights_source, config=model_config)
+                 if backbone.pretrained else Auto.from_config(model_config))
+    model = config.apply(model)
+    set_head_mode(model, config.head_mode)
+    return model
+
+
+def _adapters_model(backbone: Backbone, model_config, task: TaskSpec) -> nn.Module:
+    """The `adapters` model with its classification head (2 layers, as in the MNLI seed)."""
+    from adapters import AutoAdapterModel
+
+    model = (from_source(AutoAdapterModel, backbone.weights_source, config=model_config)
+             if backbone.pretrained else AutoAdapterModel.from_config(model_config))
+    model.add_classification_head(task.name, num_labels=task.num_labels, layers=2,
+                                  id2label=model_config.id2label if task.num_labels > 1 else None,
+                                  overwrite_ok=True)
+    return model
+
+
+def parameter_counts(model: str, task: TaskSpec | str, config: MethodConfig) -> dict[str, Any]:
+    """`count_parameters` of `model` (a backbone name) with `config` applied, without weights.
+
+    The architecture alone fixes the counts, so the model is built with random weights from its
+    config: no download, and the numbers are exact for the pretrained model too.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    return count_parameters(build_model(resolve_backbone(model, random_init=True), task, config))

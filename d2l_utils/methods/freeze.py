@@ -1,0 +1,50 @@
+"""Freezing: only the last encoder layers, the pooler and the head train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn as nn
+
+from .base import MethodConfig, MethodError, freeze_all, register
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The list of transformer blocks of a BERT, RoBERTa or DistilBERT classifier."""
+    base = model.base_model
+    for path in ("encoder.layer", "transformer.layer"):
+        module = base
+        for attr in path.split("."):
+            module = getattr(module, attr, None)
+        if isinstance(module, nn.ModuleList):
+            return module
+    raise MethodError(f"cannot find the encoder layers of {type(model).__name__}")
+
+
+@register
+@dataclass
+class FreezeConfig(MethodConfig):
+    """Freezing: only the last `trainable_layers` encoder layers, the pooler and the head train."""
+
+    name: ClassVar[str] = "freeze"
+    default_lr: ClassVar[float] = 1e-4
+    trainable_layers: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        if self.trainable_layers < 0:
+            raise MethodError(f"--trainable-layers must be >= 0, got {self.trainable_layers}")
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        layers = encoder_layers(model)
+        if self.trainable_layers > len(layers):
+            raise MethodError(f"--trainable-layers {self.trainable_layers}: the model has only "
+                              f"{len(layers)} encoder layers")
+        freeze_all(model)
+        unfrozen = list(layers)[len(layers) - self.trainable_layers:]
+        pooler = getattr(model.base_model, "pooler", None)
+        for module in unfrozen + ([pooler] if pooler is not None else []):
+            for param in module.parameters():
+                param.requires_grad = True
+        return model

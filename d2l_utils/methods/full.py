@@ -1,0 +1,23 @@
+"""Full fine-tuning: every parameter trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn as nn
+
+from .base import MethodConfig, register
+
+
+@register
+@dataclass
+class FullConfig(MethodConfig):
+    """Full fine-tuning: every parameter trains."""
+
+    name: ClassVar[str] = "full"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        for param in model.parameters():
+            param.requires_grad = True
+        return model

@@ -94,3 +94,21 @@ def test_prefix_methods_on_distilbert_fail_before_training(tmp_path, capsys, met
     assert code != 0
     err = capsys.readouterr().err
     assert "past key/values" in err and "distilbert" in err and "Traceback" not in err
+
+
+def test_the_pooler_option():
+    """BERT's pooler is not part of the head (as the original notebooks count it); `pooler`
+    trains or freezes it on top of any method: MiniLM-L6 LoRA r=8 with its pooler = 221,953."""
+    from d2l_utils.methods import MethodError, method_config, parameter_counts
+
+    lora = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8))
+    with_pooler = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8,
+                                                                      pooler="train"))
+    assert lora["trainable"] == 73_728 + 385
+    assert with_pooler["trainable"] == 73_728 + 384 * 384 + 384 + 385 == 221_953
+    assert with_pooler["head_params"] == 385  # the pooler counts with the method, as in seed 000
+    frozen = parameter_counts("tiny-bert", "sst2", method_config("freeze", pooler="frozen"))
+    default = parameter_counts("tiny-bert", "sst2", method_config("freeze"))
+    assert default["trainable"] - frozen["trainable"] == 64 * 64 + 64
+    with pytest.raises(MethodError, match="adapters"):
+        method_config("lora", backend="adapters", pooler="train")

@@ -13,6 +13,8 @@ import torch.nn as nn
 
 HeadMode = Literal["train", "bias", "frozen"]
 HEAD_MODES: tuple[str, ...] = ("train", "bias", "frozen")
+PoolerMode = Literal["train", "frozen"]
+POOLER_MODES: tuple[str, ...] = ("train", "frozen")
 
 
 class MethodError(ValueError):
@@ -22,7 +24,14 @@ class MethodError(ValueError):
 @dataclass
 class MethodConfig:
     """Options shared by all methods. `head`: how the classification head trains
-    (`train` all of it, only its `bias` terms, or `frozen`); None means the method's default."""
+    (`train` all of it, only its `bias` terms, or `frozen`); None means the method's default.
+
+    `pooler`: BERT's pooler (a dense layer + tanh on the `[CLS]` vector, which the linear head
+    reads) is not part of the head, as the original notebooks count it; None leaves it as the
+    method sets it (full and freezing train it, the other methods freeze it), `train` or
+    `frozen` overrides that. RoBERTa and DistilBERT have no pooler: their heads contain the
+    dense layer. Train it when the backbone's pooler was never trained for classification,
+    as with MiniLM (a sentence encoder trained with mean pooling)."""
 
     name: ClassVar[str] = ""
     default_head: ClassVar[HeadMode] = "train"
@@ -30,6 +39,7 @@ class MethodConfig:
     backends: ClassVar[tuple[str, ...]] = ("hf",)
     positive_options: ClassVar[tuple[str, ...]] = ()  # integer options that must be >= 1
     head: HeadMode | None = None
+    pooler: PoolerMode | None = None
 
     @property
     def backend(self) -> str:
@@ -49,6 +59,11 @@ class MethodConfig:
                               f"choose one of: {', '.join(type(self).backends)}")
         if self.head not in (None, *HEAD_MODES):
             raise MethodError(f"--head {self.head}: choose one of {', '.join(HEAD_MODES)}")
+        if self.pooler not in (None, *POOLER_MODES):
+            raise MethodError(f"--pooler {self.pooler}: choose one of {', '.join(POOLER_MODES)}")
+        if self.pooler and self.backend == "adapters":
+            raise MethodError("--pooler: the adapters backend's head reads the [CLS] vector, "
+                              "not BERT's pooler; leave --pooler unset with --backend adapters")
         for attr in self.positive_options:
             value = getattr(self, attr)
             if value < 1:

@@ -9,7 +9,7 @@ import torch.nn as nn
 from ..backbones import Backbone, from_source, load_config, resolve_backbone
 from ..tasks import TaskSpec, get_task
 from .base import MethodConfig, MethodError
-from .counting import count_parameters, set_head_mode
+from .counting import count_parameters, set_head_mode, set_pooler_mode
 
 # peft's prefix methods feed their prompts in as past key/values, which these models' attention
 # layers do not take (found when P-Tuning v2 failed on DistilBERT's forward pass).
@@ -41,6 +41,7 @@ def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.
                  if backbone.pretrained else Auto.from_config(model_config))
     model = config.apply(model)
     set_head_mode(model, config.head_mode)
+    set_pooler_mode(model, config.pooler)
     return model
 
 

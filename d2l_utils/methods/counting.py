@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .base import HeadMode
+from .base import HeadMode, PoolerMode
 
 HEAD_MARKERS = ("classifier.", "pre_classifier.", "heads.")
 
@@ -28,6 +28,16 @@ def set_head_mode(model: nn.Module, mode: HeadMode) -> None:
     for name, param in counted_parameters(model):
         if is_head_parameter(name):
             param.requires_grad = mode == "train" or (mode == "bias" and name.endswith("bias"))
+
+
+def set_pooler_mode(model: nn.Module, mode: PoolerMode | None) -> None:
+    """Make BERT's pooler train or not (None: leave it as the method set it)."""
+    pooler = next((m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == "pooler"
+                   and m is not None and any(True for _ in m.parameters())), None)
+    if mode is None or pooler is None:  # (peft wraps the model: search by name)
+        return
+    for param in pooler.parameters():
+        param.requires_grad = mode == "train"
 
 
 def count_parameters(model: nn.Module) -> dict[str, int | float]:

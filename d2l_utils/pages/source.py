@@ -1,0 +1,131 @@
+"""Code on the page: the library's source shown in a chapter, and the check that the code a
+chapter writes out is the library's code, character for character.
+
+d2l writes its classes in the chapter and marks them `#@save` to export them to its library;
+nbdev fails when notebooks and library drift apart. The chapters here do the same: a code cell
+whose first line is `#@save d2l_utils.scratch.bert` holds only imports and definitions, and every
+definition in it must be identical to the one in that module (`drift` lists the differences;
+`tests/test_notebooks.py` fails on any). Code a chapter shows without writing it out is rendered
+from the library itself by `show_source`, so it cannot drift.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+SAVE_MARK = "#@save"
+
+
+@dataclass(frozen=True)
+class SavedCell:
+    """A chapter cell exported to the library: its index among the code cells, its module, code."""
+
+    index: int
+    module: str
+    code: str
+
+
+def cell_code(cell: dict) -> str:
+    """A code cell's source without IPython's `%magic` and `!shell` lines (not Python)."""
+    text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    return "\n".join(line for line in text.splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+
+
+def saved_module(code: str) -> str | None:
+    """The module a cell is exported to (`#@save MODULE` on its first line), else None."""
+    first = code.lstrip("\n").split("\n", 1)[0].strip()
+    if not first.startswith(SAVE_MARK):
+        return None
+    module = first[len(SAVE_MARK):].strip()
+    if not module:
+        raise ValueError(f"`{first}`: name the module the cell is saved to, e.g. "
+                         f"`{SAVE_MARK} d2l_utils.scratch.bert`")
+    return module
+
+
+def saved_cells(notebook: dict | str | Path) -> list[SavedCell]:
+    """The `#@save` cells of a notebook (a path or its JSON), in order."""
+    if not isinstance(notebook, dict):
+        notebook = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    found = []
+    for index, cell in enumerate(code_cells):
+        code = cell_code(cell)
+        module = saved_module(code)
+        if module is not None:
+            found.append(SavedCell(index, module, code))
+    return found
+
+
+def definitions(code: str) -> dict[str, str]:
+    """Top-level functions and classes of `code`: name -> source text, decorators included."""
+    tree = ast.parse(code)
+    lines = code.splitlines()
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            found[node.name] = "\n".join(lines[start - 1:node.end_lineno])
+    return found
+
+
+def module_definitions(module: str) -> dict[str, str]:
+    """Top-level functions and classes of an importable module, by name."""
+    return definitions(inspect.getsource(importlib.import_module(module)))
+
+
+def drift(notebook: dict | str | Path) -> list[str]:
+    """Every way the notebook's `#@save` cells differ from their modules (empty: none).
+
+    A saved cell may hold imports and definitions only; each definition must exist in its module
+    with exactly the same text, so the page shows the code the library runs.
+    """
+    problems = []
+    for cell in saved_cells(notebook):
+        where = f"code cell {cell.index} ({SAVE_MARK} {cell.module})"
+        try:
+            library = module_definitions(cell.module)
+        except ImportError as err:
+            problems.append(f"{where}: cannot import {cell.module}: {err}")
+            continue
+        for node in ast.parse(cell.code).body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                                     ast.Import, ast.ImportFrom)):
+                problems.append(f"{where}, line {node.lineno}: only imports and definitions "
+                                "belong in a saved cell")
+        for name, text in definitions(cell.code).items():
+            if name not in library:
+                problems.append(f"{where}: `{name}` is not defined in {cell.module}")
+            elif library[name] != text:
+                problems.append(f"{where}: `{name}` differs from {cell.module}.{name}")
+    return problems
+
+
+def source_text(*objects) -> str:
+    """The library source of functions or classes, each headed by the module it lives in."""
+    blocks = []
+    for obj in objects:
+        module = inspect.getmodule(obj)
+        name = module.__name__ if module else "?"
+        blocks.append(f"# from {name}\n" + textwrap.dedent(inspect.getsource(obj)).rstrip())
+    return "\n\n\n".join(blocks)
+
+
+def show_source(*objects) -> None:
+    """Show the library's own source of `objects` in the page, as highlighted Python."""
+    from .notebook import in_notebook
+
+    text = source_text(*objects)
+    if in_notebook():
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"```python\n{text}\n```"))
+    else:
+        print(text)

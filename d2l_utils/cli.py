@@ -1,53 +1,148 @@
-"""Command line: `python -m d2l_utils {train,evaluate,params,bench} ...` (`--help` on each)."""
+"""Command line: `python -m d2l_utils {train,evaluate,params,bench} ...` (`--help` on each).
+
+Exit codes: 0 done, 2 a bad option (argparse's usage line, or one `error:` line naming the
+option, the value and the valid range), 1 a data, model or file problem (one `error:` line naming
+the file), 130 interrupted (Ctrl-C). Never a traceback for any of these.
+
+This module imports nothing heavy at the top, so a Ctrl-C in the first seconds (while torch and
+transformers load) is an interruption like any other.
+"""
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
+import os
+import signal
 import sys
+import threading
+import time
+import types
 from typing import Callable
 
-from transformers import HfArgumentParser
-
-from .arguments import EvaluateArguments, RunArguments
-from .backbones import ModelError
-from .data import DataError
-from .methods import MethodError
-from .tasks import TaskError
-from .training.checkpoints import ResumeError
-
-USAGE_ERRORS = (MethodError, TaskError)  # a wrong option value: exit code 2, like argparse
-RUN_ERRORS = (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError,
-              ResumeError)
+PAUSE_ENV = "D2L_PAUSE_AT_STEP"  # the loop's testing hook; step 0 pauses before any import
 
 
-def _parse(cls: type, argv: list[str], prog: str):
-    parser = HfArgumentParser(cls, prog=f"python -m d2l_utils {prog}")
-    (options,) = parser.parse_args_into_dataclasses(args=argv)
+def usage_errors() -> tuple[type[BaseException], ...]:
+    """A wrong option value: exit code 2, like argparse."""
+    from .arguments import OptionError
+    from .methods import MethodError
+    from .tasks import TaskError
+
+    return (OptionError, MethodError, TaskError)
+
+
+def run_errors() -> tuple[type[BaseException], ...]:
+    """Data, model, file and run-folder problems: exit code 1."""
+    from .backbones import ModelError
+    from .data import DataError
+    from .metrics import MetricError
+    from .training.checkpoints import ResumeError
+    from .training.prepare import RunFolderError
+    from .training.saving import SavedRunError
+
+    return (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError, ResumeError,
+            RunFolderError, SavedRunError, MetricError)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _parser(cls: type, prog: str):
+    """transformers' `HfArgumentParser` for `cls`, with our own keys of the field metadata
+    (ranges and the like, see `arguments._opt`) kept out of argparse and shown in `--help`."""
+    from transformers import HfArgumentParser
+
+    from .arguments import CHECK_KEYS
+
+    class Parser(HfArgumentParser):
+        @staticmethod
+        def _parse_dataclass_field(parser, field):
+            meta = dict(field.metadata)
+            ours = {key: meta.pop(key) for key in CHECK_KEYS if key in meta}
+            if "bounds" in ours:
+                meta["help"] = f"{meta.get('help', '')} [{ours['bounds']}]".strip()
+            field = copy.copy(field)
+            field.metadata = types.MappingProxyType(meta)
+            HfArgumentParser._parse_dataclass_field(parser, field)
+
+    return Parser(cls, prog=f"python -m d2l_utils {prog}",
+                  usage=f"python -m d2l_utils {prog} [options]   (--help lists them)")
+
+
+def _normal(option: str) -> str:
+    return option.split("=", 1)[0].lstrip("-").replace("_", "-").lower()
+
+
+def suggestion(unknown: str, cls: type, parser) -> str | None:
+    """The option meant by an unknown one: a name other tools use for it (`known_as`), or the
+    closest spelling."""
+    import dataclasses
+
+    from .arguments import option_name
+
+    wanted = _normal(unknown)
+    for f in dataclasses.fields(cls):
+        if wanted in {_normal(name) for name in f.metadata.get("known_as", ())}:
+            return option_name(f.name)
+    options = {_normal(s): s for action in parser._actions for s in action.option_strings
+               if s.startswith("--")}
+    close = difflib.get_close_matches(wanted, list(options), n=1, cutoff=0.6)
+    return "--" + close[0] if close else None
+
+
+def parse(cls: type, argv: list[str], prog: str):
+    """The dataclass of options from `argv`. argparse errors (an unknown option, with a
+    suggestion; a value of the wrong type; a missing one) print the usage line and raise
+    SystemExit(2); a value out of range raises `OptionError`."""
+    parser = _parser(cls, prog)
+    _, remaining = parser.parse_known_args(argv)
+    if remaining:
+        first = next((a for a in remaining if a.startswith("-")), remaining[0])
+        hint = suggestion(first, cls, parser) if first.startswith("-") else None
+        parser.error(f"unrecognized arguments: {' '.join(remaining)}"
+                     + (f" (did you mean {hint}?)" if hint else ""))
+    (options,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     return options
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+_RUNNING: dict[str, str] = {}  # output_dir and resume command of the run in progress
 
 
 def cmd_train(argv: list[str]) -> int:
     """Train one run and write OUTPUT_DIR/record.json."""
+    from .arguments import check_against_model
+    from .training.checkpoints import resume_command
+    from .training.record import command_line
     from .training.run import train
 
-    train(_parse(RunArguments, argv, "train"))
+    args = check_against_model(parse(_run_arguments(), argv, "train"))
+    _RUNNING.update(output_dir=args.output_dir, command=resume_command(command_line()))
+    train(args)
     return 0
 
 
 def cmd_evaluate(argv: list[str]) -> int:
     """Evaluate a finished run's saved weights; prints the metrics as JSON."""
+    from .arguments import EvaluateArguments
     from .training.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(_parse(EvaluateArguments, argv, "evaluate")),
+    print(json.dumps(evaluate_checkpoint(parse(EvaluateArguments, argv, "evaluate")),
                      indent=2))
     return 0
 
 
 def cmd_params(argv: list[str]) -> int:
     """Build the model (random weights: counts do not depend on them) and print its counts."""
+    from .arguments import check_against_model
     from .methods import parameter_counts
 
-    args = _parse(RunArguments, argv, "params").resolved()
+    args = check_against_model(parse(_run_arguments(), argv, "params"))
     print(json.dumps({"model": args.model, "task": args.task,
                       **args.method_config().to_dict(),
                       **parameter_counts(args.model, args.task_spec, args.method_config())}))
@@ -59,7 +154,7 @@ def cmd_bench(argv: list[str]) -> int:
     from .bench import BenchArguments, BenchOptionError, run_bench
 
     try:
-        args = _parse(BenchArguments, argv, "bench")
+        args = parse(BenchArguments, argv, "bench")
     except BenchOptionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -67,13 +162,59 @@ def cmd_bench(argv: list[str]) -> int:
     return 0
 
 
+def _run_arguments() -> type:
+    from .arguments import RunArguments
+
+    return RunArguments
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "evaluate": cmd_evaluate, "params": cmd_params, "bench": cmd_bench}
 
 
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+def _first_interrupt(signum, frame) -> None:
+    """One Ctrl-C stops the command (KeyboardInterrupt); later ones are ignored, so a second
+    press cannot break the exit (atexit callbacks, the message being printed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _pause_at_startup() -> None:
+    """Testing hook: `D2L_PAUSE_AT_STEP=0` prints a marker before anything is imported and
+    waits there, so a test interrupts a command at its very start."""
+    if os.environ.get(PAUSE_ENV) == "0":
+        print("paused at step 0", flush=True)
+        while True:
+            time.sleep(0.02)
+
+
+def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
+    """What to say after Ctrl-C: the loop's own message (checkpoint saved, resume command),
+    else the resume command only when this run really wrote a checkpoint."""
+    from_loop = str(err)
+    if from_loop:
+        return from_loop
+    output_dir = _RUNNING.get("output_dir")
+    if output_dir:
+        from .training.checkpoints import list_checkpoints
+
+        ours = [p for p in list_checkpoints(output_dir)
+                if (p / "state.json").stat().st_mtime >= started]
+        if ours:
+            return (f"interrupted; the last checkpoint of this run is {ours[-1]}. Resume "
+                    f"with:\n  {_RUNNING['command']}")
+        return "interrupted before this run wrote a checkpoint; nothing to resume"
+    return "interrupted"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a subcommand; option errors exit with 2, run errors with 1, both without
-    a traceback."""
+    """Dispatch to a subcommand; option errors exit with 2, run errors with 1, Ctrl-C with 130,
+    all without a traceback."""
+    from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         given = f"unknown command {argv[0]!r}; " if argv and argv[0] not in ("-h", "--help") else ""
@@ -84,17 +225,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {given}choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
             return 2
         return 0 if argv else 2
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
+    started = time.time()
+    _RUNNING.clear()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _first_interrupt) if in_main_thread else None
+    interrupted = False
     try:
+        _pause_at_startup()
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
         return COMMANDS[argv[0]](argv[1:])
-    except USAGE_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except RUN_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except SystemExit as err:  # argparse: the usage line and the error are printed already
+        return err.code if isinstance(err.code, int) else 2
     except KeyboardInterrupt as err:
-        print(f"{err}" if str(err) else "interrupted", file=sys.stderr)
+        interrupted = True
+        if in_main_thread:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(interrupted_message(err, started), file=sys.stderr, flush=True)
         return 130
+    except Exception as err:
+        if isinstance(err, usage_errors()):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if isinstance(err, run_errors()):
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        raise
+    finally:
+        # From the shell, a Ctrl-C after an interruption must not break the exit; called from
+        # Python (tests, notebooks), the caller's handler comes back.
+        if in_main_thread and previous is not None and not (from_shell and interrupted):
+            signal.signal(signal.SIGINT, previous)

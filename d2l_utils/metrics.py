@@ -12,6 +12,10 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from .tasks import TaskSpec
 
 
+class MetricError(ValueError):
+    """Metric inputs that would give a meaningless number (NaN or infinite scores)."""
+
+
 def _correlation(fn: Callable) -> Callable[[np.ndarray, np.ndarray], float]:
     def score(predictions: np.ndarray, labels: np.ndarray) -> float:
         # A constant prediction has no correlation; report 0 rather than NaN so that runs compare.
@@ -47,4 +51,13 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray,
                          f"{labels.shape[0]} labels")
     if labels.size == 0:
         raise ValueError(f"{task.name}: cannot compute metrics on an empty evaluation set")
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        bad = ~np.isfinite(values.astype(float, copy=False))
+        if bad.any():  # a NaN would make the correlation NaN, reported as 0.0: never
+            first = int(np.flatnonzero(bad)[0])
+            cause = (" (the model diverged: try a smaller --lr)" if name == "predictions"
+                     else " (check the evaluation data)")
+            raise MetricError(f"{task.name}: {int(bad.sum())} of {values.size} {name} are not "
+                              f"finite numbers (the first, #{first}, is {values[first]})"
+                              f"{cause}")
     return {name: METRICS[name](predictions, labels) for name in task.metrics}

@@ -3,33 +3,50 @@
 A checkpoint is a folder `OUTPUT_DIR/checkpoints/step-00000123/` holding the trainable weights
 (safetensors), the optimizer and scheduler state, every RNG state and the loop's counters
 (including the position inside the epoch). It is written under a temporary name and renamed when
-complete, so a half-written checkpoint is never picked up. Nothing is unpickled on load:
+complete, so a half-written checkpoint is never picked up. `manifest.json` lists the size and
+SHA-256 of every file, so `--resume` notices a truncated or damaged file and falls back to the
+newest checkpoint that is whole (saying which it skipped and why). Nothing is unpickled on load:
 safetensors, JSON, and `torch.load(..., weights_only=True)`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
 
-from .saving import load_run_args, load_trainable, save_trainable, trainable_state_dict
+from .saving import (
+    SavedRunError,
+    load_run_args,
+    read_tensors,
+    read_trainable,
+    save_tensors,
+    save_trainable,
+    trainable_state_dict,
+)
 
 CHECKPOINT_DIR = "checkpoints"
+MANIFEST = "manifest.json"
+STATE = "state.json"
 _NAME = re.compile(r"^step-(\d{8})$")
 
 
 def checkpoint_root(output_dir: str | os.PathLike) -> Path:
     return Path(output_dir) / CHECKPOINT_DIR
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(_NAME.match(path.name).group(1))
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -38,8 +55,8 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)
-             and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+             and (p / STATE).is_file()]
+    return sorted(found, key=checkpoint_step)
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -86,59 +103,205 @@ def check_disk_space(output_dir: str | os.PathLike, needed: int) -> None:
                       "choose another folder")
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    torch.save(obj, path)
+
+
 def save_checkpoint(output_dir: str | os.PathLike, step: int, model: nn.Module,
                     optimizer, scheduler, scaler, state: dict[str, Any], run_args: dict,
                     include_frozen: bool, keep: int) -> Path:
-    """Write a complete checkpoint atomically, then delete all but the newest `keep`."""
+    """Write a complete checkpoint atomically, then prune: keep the newest `keep` up to this
+    step, and drop any of a higher step (left by a run this one does not continue: their steps
+    are not this run's). The checkpoint just written is never deleted."""
     root = checkpoint_root(output_dir)
     final = root / f"step-{step:08d}"
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-step-*"):  # half-written by a killed run (the folder is locked)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_trainable(model, tmp, run_args, include_frozen=include_frozen)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+    _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
     if scaler is not None:
-        torch.save(scaler.state_dict(), tmp / "scaler.pt")
+        _torch_save(scaler.state_dict(), tmp / "scaler.pt")
     tensors, plain = rng_state()
-    save_file(tensors, str(tmp / "rng.safetensors"))
+    save_tensors(tensors, tmp / "rng.safetensors")
     (tmp / "rng.json").write_text(json.dumps(plain))
-    (tmp / "state.json").write_text(json.dumps(state))  # written last: marks completeness
+    (tmp / STATE).write_text(json.dumps(state))
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(tmp.iterdir()) if p.is_file()}
+    (tmp / MANIFEST).write_text(json.dumps(files, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+    saved = list_checkpoints(output_dir)
+    stale = [p for p in saved if checkpoint_step(p) > step]
+    older = [p for p in saved if checkpoint_step(p) < step]
+    for old in stale + (older[:max(len(older) - (keep - 1), 0)] if keep > 0 else []):
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming
+
+
+def verify_checkpoint(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot be used (a missing, truncated or changed file), or
+    None when every file matches its manifest. Checkpoints from before manifests are trusted
+    here; reading them still catches a damaged file."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        files = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        return f"{MANIFEST} cannot be read ({err})"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        size = file.stat().st_size
+        if size != expected["bytes"]:
+            return f"{name} has {size:,} bytes, {expected['bytes']:,} were written (truncated?)"
+        if _sha256(file) != expected["sha256"]:
+            return f"{name} does not match the SHA-256 written with it (damaged)"
+    return None
+
+
+@dataclass
+class CheckpointContents:
+    """A checkpoint read into memory, not yet applied to anything."""
+
+    path: Path
+    weights: dict[str, torch.Tensor]
+    optimizer: dict
+    scheduler: dict
+    scaler: dict | None
+    rng_tensors: dict[str, torch.Tensor]
+    rng_plain: dict[str, Any]
+    state: dict[str, Any]
+
+
+def _read_torch(path: Path) -> Any:
+    if not path.is_file():
+        raise SavedRunError(f"{path}: missing")
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as err:  # a truncated zip, an unpickling error: all mean a damaged file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SavedRunError(f"{path}: cannot be read ({type(err).__name__}: {first})") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SavedRunError(f"{path}: cannot be read as JSON ({err})") from None
+
+
+def read_checkpoint(path: Path, model: nn.Module) -> CheckpointContents:
+    """Read every file of a checkpoint (a damaged one raises `SavedRunError` naming it)
+    before anything is changed, so a bad checkpoint leaves the model and optimizer untouched."""
+    scaler_file = path / "scaler.pt"
+    return CheckpointContents(
+        path=path, weights=read_trainable(model, path),
+        optimizer=_read_torch(path / "optimizer.pt"),
+        scheduler=_read_torch(path / "scheduler.pt"),
+        scaler=_read_torch(scaler_file) if scaler_file.is_file() else None,
+        rng_tensors=read_tensors(path / "rng.safetensors")[0],
+        rng_plain=_read_json(path / "rng.json"), state=_read_json(path / STATE))
+
+
+def apply_checkpoint(contents: CheckpointContents, model: nn.Module, optimizer, scheduler,
+                     scaler) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler, scaler and RNGs; return the loop's counters."""
+    model.load_state_dict(contents.weights, strict=False)
+    try:
+        optimizer.load_state_dict(contents.optimizer)
+        scheduler.load_state_dict(contents.scheduler)
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise SavedRunError(f"{contents.path}: the optimizer state does not fit this model "
+                            f"({err})") from None
+    if scaler is not None and contents.scaler is not None:
+        scaler.load_state_dict(contents.scaler)
+    set_rng_state(contents.rng_tensors, contents.rng_plain)
+    return contents.state
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler
                     ) -> dict[str, Any]:
     """Restore weights, optimizer, scheduler, scaler and RNGs; return the loop's counters."""
-    load_trainable(model, path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    if scaler is not None and (path / "scaler.pt").is_file():
-        scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-    set_rng_state(load_file(str(path / "rng.safetensors")),
-                  json.loads((path / "rng.json").read_text()))
-    return json.loads((path / "state.json").read_text())
+    return apply_checkpoint(read_checkpoint(path, model), model, optimizer, scheduler, scaler)
 
 
 # options that may change between a run and its resumption
-RESUME_FREE = {"resume", "progress", "save_every_steps", "keep_checkpoints"}
+RESUME_FREE = {"resume", "overwrite", "progress", "save_every_steps", "keep_checkpoints"}
 
 
 class ResumeError(ValueError):
-    """A checkpoint that does not belong to this command."""
+    """A checkpoint that does not belong to this command, or none that can be read."""
+
+
+def changed_options(saved: dict[str, Any], current: dict[str, Any],
+                    free: set[str] = RESUME_FREE) -> dict[str, tuple[Any, Any]]:
+    """{option: (saved value, current value)} for the options that differ."""
+    return {k: (saved.get(k), v) for k, v in current.items()
+            if k not in free and saved.get(k) != v}
+
+
+def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {old!r} -> {new!r}"
+                     for k, (old, new) in changed.items())
 
 
 def check_resumable(path: Path, current: dict[str, Any]) -> None:
     """Refuse to resume from a checkpoint saved with other options (say which differ)."""
-    saved = load_run_args(path)
-    changed = {k: (saved.get(k), v) for k, v in current.items()
-               if k not in RESUME_FREE and saved.get(k) != v}
+    changed = changed_options(load_run_args(path), current)
     if changed:
-        listing = ", ".join(f"--{k.replace('_', '-')} {old!r} -> {new!r}"
-                            for k, (old, new) in changed.items())
         raise ResumeError(f"cannot resume from {path}: options differ from the saved run "
-                          f"({listing}); rerun with the original options or another --output-dir")
+                          f"({describe_changes(changed)}); rerun with the original options or "
+                          "another --output-dir")
+
+
+def resume_command(command: str) -> str:
+    """The command that continues a run started with `command`: with --resume, without
+    --overwrite (which would delete the checkpoints it should continue from)."""
+    parts = [p for p in command.split(" ") if p not in ("--overwrite", "--resume")]
+    return " ".join(parts + ["--resume"])
+
+
+def find_resumable(output_dir: str | os.PathLike, current: dict[str, Any], model: nn.Module,
+                   say: Callable[[str], None] = print) -> CheckpointContents | None:
+    """The newest checkpoint of `output_dir` whose files are whole, read into memory; the ones
+    skipped are named with the reason. None when there is no checkpoint at all; a
+    `ResumeError` when there are some but none can be used, or when they belong to a run
+    with other options."""
+    found = list_checkpoints(output_dir)
+    problems = []
+    for path in reversed(found):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            try:
+                check_resumable(path, current)
+                contents = read_checkpoint(path, model)
+            except (SavedRunError, FileNotFoundError) as err:
+                problem = str(err).removeprefix(f"{path}/").removeprefix(f"{path}")
+            else:
+                for skipped in problems:
+                    say(f"skipping checkpoint {skipped}")
+                return contents
+        problems.append(f"{path.name}: {problem.lstrip(': ')}")
+    if problems:
+        raise ResumeError(f"no usable checkpoint in {checkpoint_root(output_dir)} ("
+                          + "; ".join(problems) + "); start afresh with --overwrite instead "
+                          "of --resume")
+    return None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -10,14 +12,14 @@ import torch.nn as nn
 from datasets import DatasetDict
 from torch.utils.data import DataLoader
 
-from ..arguments import EvaluateArguments, RunArguments
+from ..arguments import EvaluateArguments, OptionError, RunArguments
 from ..backbones import load_config, load_tokenizer, resolve_backbone
 from ..data import load_task_data
-from ..methods import build_model
+from ..methods import MethodError, build_model
 from ..metrics import compute_metrics, predictions_from_logits
 from ..preprocessing import make_collator, tokenize_splits
-from ..tasks import TaskSpec, get_task
-from .saving import load_run_args, load_trainable
+from ..tasks import TaskError, TaskSpec, get_task
+from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
 
 
 @torch.no_grad()
@@ -53,14 +55,35 @@ def epoch_line(entry: dict, task: TaskSpec) -> str:
     return " | ".join(parts)
 
 
+def saved_run_arguments(checkpoint: str) -> RunArguments:
+    """The options a saved run was trained with; a file that does not hold valid options is
+    a `SavedRunError` naming it."""
+    saved = load_run_args(checkpoint)
+    known = {f.name for f in dataclasses.fields(RunArguments)}
+    try:
+        return RunArguments(**{k: v for k, v in saved.items() if k in known})
+    except (OptionError, MethodError, TaskError, TypeError) as err:
+        raise SavedRunError(f"{Path(checkpoint) / RUN_FILE}: not valid run options "
+                            f"({err})") from None
+
+
 def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
     """Rebuild the run's model, load its trained weights and compute every metric per split."""
-    run = RunArguments(**load_run_args(options.checkpoint))
+    run = saved_run_arguments(options.checkpoint)
     trained_on = run.task_spec
     task = get_task(options.task or run.task)
-    if task.num_labels != trained_on.num_labels:
-        raise ValueError(f"--task {task.name} has {task.num_labels} label(s) but the checkpoint "
-                         f"was trained on {trained_on.name} with {trained_on.num_labels}")
+    if (task.label_names, task.is_regression) != (trained_on.label_names,
+                                                  trained_on.is_regression):
+        def labels(spec: TaskSpec) -> str:
+            if spec.is_regression:
+                low, high = spec.label_range or (float("-inf"), float("inf"))
+                return f"a score from {low:g} to {high:g}"
+            return "/".join(spec.label_names)
+
+        raise OptionError(f"--task {task.name} does not match the checkpoint {options.checkpoint}"
+                          f", trained on {trained_on.name}: its outputs are {labels(trained_on)}"
+                          f", {task.name} needs {labels(task)}; evaluate it on {trained_on.name}"
+                          " or a task with the same labels")
     backbone = resolve_backbone(run.model, random_init=run.random_init)
     tokenizer = load_tokenizer(backbone, load_config(backbone, trained_on))
     model = load_trainable(build_model(backbone, trained_on, run.method_config()),

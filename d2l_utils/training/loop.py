@@ -27,12 +27,13 @@ from transformers import get_linear_schedule_with_warmup
 from ..precision import resolve_precision
 from ..preprocessing import LengthGroupedBatchSampler, make_collator
 from .checkpoints import (
+    apply_checkpoint,
     check_disk_space,
-    check_resumable,
     checkpoint_root,
+    find_resumable,
     latest_checkpoint,
-    load_checkpoint,
     required_bytes,
+    resume_command,
     save_checkpoint,
 )
 from .evaluate import epoch_line, evaluate_model
@@ -182,14 +183,16 @@ class Loop:
         """With `--resume`, continue from the newest checkpoint of this command, if any."""
         if not self.args.resume:
             return
-        latest = latest_checkpoint(self.args.output_dir)
-        if latest is None:
+        model = self.accelerator.unwrap_model(self.model)
+        # the newest checkpoint whose files are whole (damaged ones are skipped, and named)
+        contents = find_resumable(self.args.output_dir, self.run_args, model, self.say)
+        if contents is None:
             self.say(f"no checkpoint in {checkpoint_root(self.args.output_dir)}; starting from "
                      "scratch")
             return
-        check_resumable(latest, self.run_args)
-        saved = load_checkpoint(latest, self.accelerator.unwrap_model(self.model),
-                                self.optimizer, self.scheduler, self.accelerator.scaler)
+        latest = contents.path
+        saved = apply_checkpoint(contents, model, self.optimizer, self.scheduler,
+                                 self.accelerator.scaler)
         self.state, self.resumed_from = LoopState.from_dict(saved), latest
         self.say(f"resuming from {latest} (step {self.state.step} of {self.total_steps})")
 
@@ -275,8 +278,10 @@ class Loop:
             saved = self.checkpoint()
         if stop.raised:
             self.bar.close()
+            if saved is None:  # another process of a multi-process run: rank 0 saved it
+                raise TrainingInterrupted(f"interrupted at step {step}")
             raise TrainingInterrupted(f"interrupted at step {step}; checkpoint saved in {saved}."
-                                      f" Resume with:\n  {command_line()} --resume")
+                                      f" Resume with:\n  {resume_command(command_line())}")
         if (args.eval_every_steps and step % args.eval_every_steps == 0
                 and state.batch_in_epoch < self.steps_per_epoch and step < self.total_steps):
             paused = time.perf_counter()  # evaluation time is not training time

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fcntl
+import json
+import os
+import shutil
+import socket
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch.nn as nn
 from datasets import DatasetDict
@@ -60,10 +67,165 @@ def check_output_dir(output_dir: str) -> Path:
     path = Path(output_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / f".write_test-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
         raise OSError(f"--output-dir {path} is not writable ({err.strerror}); choose "
                       "another folder") from None
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The run folder: one run at a time, and never mixed with or over another run's work
+
+LOCK_FILE = ".lock"
+
+
+class RunFolderError(OSError):
+    """An output folder this run must not use as it is; the message says what to do."""
+
+    def __str__(self) -> str:  # OSError would prefix an errno
+        return self.args[0]
+
+
+def _main_process() -> bool:
+    """False in the extra processes of `accelerate launch` (only rank 0 owns the folder)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+@contextmanager
+def folder_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path/.lock` while the block runs.
+
+    The kernel drops the lock when the process ends however it ends (SIGKILL, a crash, a
+    Colab disconnect), so a stale lock never blocks the next run. A second run finds it taken
+    and is refused with the first one's pid, host, start time and command (written in the
+    file). File systems without flock (some network mounts) run unlocked, with a notice.
+    """
+    from .record import command_line, timestamp
+
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            holder = holder or "its process is starting"
+            raise RunFolderError(f"--output-dir {path} is in use by another run ({holder}); "
+                                 "wait for it to finish, or choose another --output-dir") from None
+        except OSError as err:
+            print(f"note: cannot lock {path / LOCK_FILE} ({err.strerror}); nothing keeps "
+                  "another run out of this folder", file=sys.stderr)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()}, started {timestamp()}: "
+                       f"{command_line()}\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+RUN_FILES = ("record.json", "record.json.tmp", "trainable_weights.safetensors",
+             "trainable_weights.safetensors.tmp", "run_args.json", "run_args.json.tmp")
+# options that do not make a run different (where it runs, how it reports progress)
+SAME_RUN_FREE = {"output_dir", "resume", "overwrite", "progress", "save_every_steps",
+                 "keep_checkpoints"}
+
+
+def _checkpoint_folders(path: Path) -> list[Path]:
+    """Checkpoints of the library loop (complete or not) and of the HF Trainer."""
+    from .checkpoints import checkpoint_root
+
+    root = checkpoint_root(path)
+    loop = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    return loop + [p for p in path.glob("checkpoint-*") if p.is_dir()]
+
+
+def _written_at(folder: Path) -> float:
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return max([folder.stat().st_mtime] + [p.stat().st_mtime for p in files])
+
+
+def clear_run(path: Path) -> list[str]:
+    """Delete a run's own files from `path` (record, weights, options, checkpoints) and
+    nothing else; returns what was removed."""
+    from .checkpoints import checkpoint_root
+
+    removed = []
+    for name in RUN_FILES:
+        if (path / name).is_file():
+            (path / name).unlink()
+            removed.append(name)
+    for folder in _checkpoint_folders(path):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(f"{folder.relative_to(path)}/")
+    shutil.rmtree(checkpoint_root(path), ignore_errors=True)
+    return removed
+
+
+def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
+    """Refuse a folder only where this run would lose or mix work; replace a finished run of
+    the same options with a notice (re-running a cell or a command just works).
+
+    - checkpoints newer than any finished record: an unfinished run; `--resume` continues it,
+      `--overwrite` starts afresh; a new run without either is refused;
+    - a finished run (record.json) made with other options: refused (`--overwrite`);
+    - a finished run with the same options: removed, with a one-line notice.
+    """
+    from .checkpoints import changed_options, describe_changes
+
+    if args.overwrite:
+        removed = clear_run(path)
+        if removed:
+            say(f"--overwrite: removed the previous run in {path} ({', '.join(removed)})")
+        return
+    checkpoints = _checkpoint_folders(path)
+    if args.resume and checkpoints:
+        return  # the trainer continues them (and refuses them if the options differ)
+    record_path = path / "record.json"
+    record, saved_args = None, None
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text())
+            saved_args = record["args"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise RunFolderError(f"{record_path} cannot be read ({type(err).__name__}: {err}); "
+                                 "move it away, or pass --overwrite to replace the run") from None
+    newest = max(checkpoints, key=_written_at, default=None)
+    if newest is not None and (record is None
+                               or _written_at(newest) > record_path.stat().st_mtime):
+        raise RunFolderError(
+            f"--output-dir {path} holds checkpoints of an unfinished run (newest: "
+            f"{newest.relative_to(path)}); add --resume to continue it, or --overwrite to "
+            "start afresh")
+    if saved_args is None and (path / "run_args.json").is_file():  # weights without a record
+        try:
+            saved_args = json.loads((path / "run_args.json").read_text())
+        except (OSError, ValueError):
+            saved_args = {}
+    if saved_args is None:
+        return
+    changed = changed_options(saved_args, asdict(args), SAME_RUN_FREE)
+    if changed:
+        raise RunFolderError(
+            f"--output-dir {path} holds a finished run made with other options "
+            f"({describe_changes(changed)}); pass --overwrite to replace it, or choose another "
+            "--output-dir")
+    clear_run(path)
+    say(f"note: replacing the finished run in {path} (same options)")
+
+
+@contextmanager
+def claim_output_dir(args: RunArguments, check: bool = True) -> Iterator[Path]:
+    """The run's output folder, writable, locked for the run, and checked (`check_run_folder`)
+    unless `check` is False. In the extra processes of a multi-process launch, only the
+    writability is checked: rank 0 owns the folder."""
+    path = check_output_dir(args.output_dir)
+    if not _main_process():
+        yield path
+        return
+    with folder_lock(path):
+        if check:
+            check_run_folder(path, args, say=lambda text: print(text, file=sys.stderr,
+                                                                flush=True))
+        yield path

@@ -2,7 +2,8 @@
 
 Only parameters that trained are written (for LoRA, a few hundred KB instead of the backbone);
 the frozen rest is rebuilt from the backbone, exactly as the run built it. Loading never executes
-code: safetensors holds tensors only.
+code: safetensors holds tensors only. A file that cannot be read (truncated, not safetensors, not
+JSON) is a `SavedRunError` naming it, never a library traceback.
 """
 
 from __future__ import annotations
@@ -11,14 +12,41 @@ import json
 import os
 from pathlib import Path
 
+import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..methods import counted_parameters
 
 WEIGHTS_FILE = "trainable_weights.safetensors"
 RUN_FILE = "run_args.json"
+
+
+class SavedRunError(ValueError):
+    """A saved run or checkpoint file that cannot be used; the message names the file."""
+
+
+def make_readable(path: str | os.PathLike) -> None:
+    """Give a file the permissions of any other file written here (safetensors creates its
+    files 0600, every other file of a run folder is 0644 under the usual umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                 metadata: dict[str, str] | None = None) -> None:
+    """`safetensors.torch.save_file`, with the run folder's usual file permissions."""
+    save_file(tensors, str(path), metadata=metadata)
+    make_readable(path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file under a temporary name, then rename it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def trainable_state_dict(model: nn.Module, include_frozen: bool = False) -> dict:
@@ -38,28 +66,53 @@ def save_trainable(model: nn.Module, output_dir: str | os.PathLike, run_args: di
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (WEIGHTS_FILE + ".tmp")
     contents = "all" if include_frozen else "trainable"
-    save_file(trainable_state_dict(model, include_frozen), str(tmp),
-              metadata={"format": "pt", "contents": contents})
+    save_tensors(trainable_state_dict(model, include_frozen), tmp,
+                 metadata={"format": "pt", "contents": contents})
     os.replace(tmp, out / WEIGHTS_FILE)
-    (out / RUN_FILE).write_text(json.dumps(run_args, indent=2) + "\n")
+    write_text_atomic(out / RUN_FILE, json.dumps(run_args, indent=2) + "\n")
     return out / WEIGHTS_FILE
 
 
-def load_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike) -> nn.Module:
-    """Load saved trainable weights into a freshly built model; every saved tensor must fit."""
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; an unreadable file is a `SavedRunError`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SavedRunError(f"{path}: cannot be read as safetensors ({first}); the file is "
+                            "truncated or not a saved weights file") from None
+
+
+def read_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike
+                   ) -> dict[str, torch.Tensor]:
+    """The saved trainable weights of a run, checked to fit `model` (nothing is loaded yet)."""
     path = Path(checkpoint_dir) / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved weights (was the run started with "
                                 f"--no-save-model, or did it not finish?)")
-    with safe_open(str(path), framework="pt") as handle:
-        contents = (handle.metadata() or {}).get("contents", "trainable")
-    state = load_file(str(path))
-    expected = set(trainable_state_dict(model, include_frozen=contents == "all"))
-    if set(state) != expected:
-        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ValueError(f"{path} does not match the rebuilt model (missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}); was it saved by another version?")
-    model.load_state_dict(state, strict=False)
+    state, metadata = read_tensors(path)
+    contents = metadata.get("contents", "trainable")
+    expected = trainable_state_dict(model, include_frozen=contents == "all")
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise SavedRunError(f"{path} does not match the rebuilt model (missing {missing[:3]}, "
+                            f"unexpected {extra[:3]}); was it saved by another version, or "
+                            "with other options?")
+    wrong = [name for name, tensor in state.items() if tensor.shape != expected[name].shape]
+    if wrong:
+        raise SavedRunError(f"{path}: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the "
+                            f"rebuilt model {tuple(expected[wrong[0]].shape)}; was it saved "
+                            "with other options?")
+    return state
+
+
+def load_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike) -> nn.Module:
+    """Load saved trainable weights into a freshly built model; every saved tensor must fit."""
+    model.load_state_dict(read_trainable(model, checkpoint_dir), strict=False)
     return model
 
 
@@ -69,4 +122,11 @@ def load_run_args(checkpoint_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a run directory (no {RUN_FILE}); pass the "
                                 "--output-dir of a finished `train` run")
-    return json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:  # UnicodeDecodeError and JSONDecodeError are both
+        raise SavedRunError(f"{path}: cannot be read as JSON ({err}); the run's options are "
+                            "lost, train it again") from None
+    if not isinstance(saved, dict) or "task" not in saved:
+        raise SavedRunError(f"{path}: not the options of a run (no task in it)")
+    return saved

@@ -1,0 +1,87 @@
+"""What the chapters' "under the hood" and "look inside" cells show, checked outside the pages:
+the literal `TrainingArguments(...)` of chapter 2 equals what the library builds (in every
+profile), and the equalities the look-inside cells assert hold on the tiny model."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from d2l_utils.pages.source import cell_code
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER_2 = ROOT / "notebooks" / "02_glue_hf_trainer_hpo.ipynb"
+
+
+def code_cells(path: Path) -> list[str]:
+    """The code cells after the first (the Colab install cell, which holds shell lines)."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return [cell_code(c) for c in notebook["cells"] if c["cell_type"] == "code"][1:]
+
+
+def parameter_cell(path: Path) -> str:
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    tagged = [c for c in notebook["cells"]
+              if c["cell_type"] == "code" and "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    return cell_code(tagged[0])
+
+
+def statements_assigning(path: Path, name: str) -> str:
+    """The imports and the assignment to `name` of the one code cell that assigns it."""
+    found = []
+    for code in code_cells(path):
+        tree = ast.parse(code)
+        targets = [node for node in tree.body if isinstance(node, ast.Assign)
+                   and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)]
+        if targets:
+            imports = [node for node in tree.body
+                       if isinstance(node, (ast.Import, ast.ImportFrom))]
+            found.append("\n".join(ast.get_source_segment(code, node)
+                                   for node in imports + targets))
+    assert len(found) == 1, f"{path.name}: {len(found)} cells assign {name}"
+    return found[0]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "gpu"])
+def test_chapter_2_trainer_arguments_are_the_librarys(profile, monkeypatch, capsys):
+    """The page writes `TrainingArguments(...)` out; it must equal `training_arguments(args)`
+    for the chapter's own `recipe_args`, field by field, in the tiny and the real profile."""
+    from d2l_utils.training.hf import training_arguments
+
+    monkeypatch.delenv("D2L_PROFILE", raising=False)
+    if profile == "tiny":
+        monkeypatch.setenv("D2L_TINY", "1")
+    else:
+        monkeypatch.delenv("D2L_TINY", raising=False)
+    namespace: dict = {"torch": torch}  # imported by an earlier cell of the chapter
+    exec(parameter_cell(CHAPTER_2), namespace)
+    exec(statements_assigning(CHAPTER_2, "recipe_args"), namespace)
+    exec(statements_assigning(CHAPTER_2, "training_args"), namespace)
+    page = namespace["training_args"].to_dict()
+    library = training_arguments(namespace["recipe_args"].resolved()).to_dict()
+    assert set(page) == set(library)
+    differences = {k: (v, library[k]) for k, v in page.items()
+                   if k != "logging_dir" and library[k] != v}
+    assert not differences
+    assert page["save_strategy"] == ("no" if profile == "tiny" else "steps")
+
+
+def test_the_trainer_arguments_check_can_fail(monkeypatch):
+    """A changed value in the page is a difference the comparison reports."""
+    from d2l_utils.training.hf import training_arguments
+
+    monkeypatch.setenv("D2L_TINY", "1")
+    monkeypatch.delenv("D2L_PROFILE", raising=False)
+    namespace: dict = {"torch": torch}  # imported by an earlier cell of the chapter
+    exec(parameter_cell(CHAPTER_2), namespace)
+    exec(statements_assigning(CHAPTER_2, "recipe_args"), namespace)
+    code = statements_assigning(CHAPTER_2, "training_args")
+    exec(code.replace("save_total_limit=2", "save_total_limit=3"), namespace)
+    page = namespace["training_args"].to_dict()
+    library = training_arguments(namespace["recipe_args"].resolved()).to_dict()
+    assert page["save_total_limit"] != library["save_total_limit"]

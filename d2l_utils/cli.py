@@ -68,8 +68,13 @@ def _parser(cls: type, prog: str):
             field.metadata = types.MappingProxyType(meta)
             HfArgumentParser._parse_dataclass_field(parser, field)
 
-    return Parser(cls, prog=f"python -m d2l_utils {prog}",
-                  usage=f"python -m d2l_utils {prog} [options]   (--help lists them)")
+    parser = Parser(cls, prog=f"python -m d2l_utils {prog}",
+                    usage=f"python -m d2l_utils {prog} [options]   (--help lists them)")
+    for action in parser._actions:  # name options as the README does (--max-steps); the
+        dashed = [s for s in action.option_strings if "_" not in s]  # --max_steps spelling
+        if dashed:  # still parses, it is just not shown in --help and messages
+            action.option_strings[:] = dashed
+    return parser
 
 
 def _normal(option: str) -> str:

@@ -253,9 +253,10 @@ class ResumeError(ValueError):
 
 def changed_options(saved: dict[str, Any], current: dict[str, Any],
                     free: set[str] = RESUME_FREE) -> dict[str, tuple[Any, Any]]:
-    """{option: (saved value, current value)} for the options that differ."""
-    return {k: (saved.get(k), v) for k, v in current.items()
-            if k not in free and saved.get(k) != v}
+    """{option: (saved value, current value)} for the options that differ. An option the
+    saved run did not have yet (an older version of the library) is not a difference."""
+    return {k: (saved[k], v) for k, v in current.items()
+            if k not in free and k in saved and saved[k] != v}
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:

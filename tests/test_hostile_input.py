@@ -1,0 +1,422 @@
+"""Every bad value, file and interruption a hostile-but-realistic user tries gets one clear line
+and the right exit code (2 a bad option, 1 a bad file or folder, 130 Ctrl-C), never a traceback,
+a silent wrong result or lost work. Tiny model, fixtures, seconds each. Interruptions are sent
+at a known point (the `D2L_PAUSE_AT_STEP` marker line), never after a sleep."""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from d2l_utils.arguments import EvaluateArguments, OptionError, RunArguments, runs_root
+from d2l_utils.cli import main
+from d2l_utils.fixtures import write_fixtures
+from d2l_utils.metrics import MetricError, compute_metrics
+from d2l_utils.tasks import get_task
+from d2l_utils.training.checkpoints import list_checkpoints, save_checkpoint
+from d2l_utils.training.loop import PAUSE_ENV
+from d2l_utils.training.prepare import folder_lock
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--tiny", "--no-progress", "--max-train-samples", "64"]
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return code, out, err
+
+
+def train(capsys, output_dir, *extra: str, task: str = "sst2") -> tuple[int, str, str]:
+    return run_main(capsys, "train", "--task", task, *TINY, "--output-dir", str(output_dir),
+                    *extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options: exit 2, one line naming the option, the value and the valid range
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--epochs", "0"], "--epochs 0: must be a number > 0"),
+    (["--epochs", "-1"], "--epochs -1: must be a number > 0"),
+    (["--max-steps", "-1"], "--max-steps -1: must be an integer >= 1"),
+    (["--batch-size", "0"], "--batch-size 0: must be an integer >= 1"),
+    (["--eval-batch-size", "0"], "--eval-batch-size 0: must be an integer >= 1"),
+    (["--max-seq-length", "2"], "--max-seq-length 2: must be an integer >= 8"),
+    (["--max-seq-length", "513"], "--max-seq-length 513: must be an integer between 8 and 512 "
+                                  "(tiny-bert has 512 positions)"),
+    (["--method", "prompt-tuning", "--max-seq-length", "512"],
+     "between 8 and 492 (tiny-bert has 512 positions minus the 20 prompt positions"),
+    (["--method", "freeze", "--trainable-layers", "3"],
+     "--trainable-layers 3: must be an integer between 0 and 2"),
+    (["--lr", "-1"], "--lr -1: must be a number > 0"),
+    (["--lr", "nan"], "--lr nan: must be a finite number > 0"),
+    (["--lr", "inf"], "--lr inf: must be a finite number > 0"),
+    (["--warmup-ratio", "1.5"], "--warmup-ratio 1.5: must be a number between 0 and 1"),
+    (["--warmup-steps", "-2"], "--warmup-steps -2: must be an integer >= 0"),
+    (["--seed", "-1"], "--seed -1: must be an integer between 0 and 4294967295"),
+    (["--max-train-samples", "0"], "--max-train-samples 0: must be an integer >= 1"),
+    (["--max-eval-samples", "0"], "--max-eval-samples 0: must be an integer >= 1"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints 0: must be an integer >= 1"),
+    (["--dropout", "1"], "--dropout 1: must be a number >= 0 and < 1"),
+    (["--output-dir", ""], "--output-dir '': must not be empty"),
+    (["--data-dir", "glue"], "--data-dir and --tiny cannot be used together"),
+    (["--resume", "--overwrite"], "--resume and --overwrite cannot be used together"),
+    (["--trainer", "fastnlp", "--task", "stsb"], "--trainer fastnlp reports accuracy"),
+])
+def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, capsys, options, message):
+    code, _, err = train(capsys, tmp_path / "run", *options)
+    assert code == 2
+    assert message in err
+    assert err.strip().count("\n") == 0  # one line
+    assert not (tmp_path / "run").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--learning-rate", "1e-4"], "unrecognized arguments: --learning-rate 1e-4 "
+                                  "(did you mean --lr?)"),
+    (["--num-train-epochs", "3"], "(did you mean --epochs?)"),
+    (["--bach-size", "8"], "(did you mean --batch-size?)"),
+    (["--epochs", "three"], "argument --epochs: invalid float value: 'three'"),
+    (["--max-steps", "1.5"], "argument --max-steps: invalid int value: '1.5'"),
+    (["--method", "adapter"], "argument --method: invalid choice: 'adapter'"),
+])
+def test_argparse_errors_print_the_usage_line_and_exit_2(tmp_path, capsys, options, message):
+    code, _, err = train(capsys, tmp_path / "run", *options)
+    assert code == 2
+    assert err.startswith("usage: python -m d2l_utils train")
+    assert message in err
+
+
+def test_every_numeric_option_has_a_range_shown_in_help(capsys):
+    """The checks come from the fields' metadata: a new numeric option cannot lack one."""
+    for cls in (RunArguments, EvaluateArguments):
+        for f in dataclasses.fields(cls):
+            if any(t in str(f.type) for t in ("int", "float")):
+                assert "bounds" in f.metadata, f"{cls.__name__}.{f.name} has no range"
+    assert main(["train", "--help"]) == 0
+    assert "stop after this many optimizer steps [>= 1]" in capsys.readouterr().out
+
+
+def test_options_are_checked_from_python_too():
+    with pytest.raises(OptionError, match=r"--epochs 0: must be a number > 0"):
+        RunArguments(task="sst2", tiny=True, epochs=0)
+    with pytest.raises(OptionError, match=r"--batch-size '8': must be an integer >= 1"):
+        RunArguments(task="sst2", tiny=True, batch_size="8")
+    with pytest.raises(OptionError, match=r"--seed True: must be an integer"):
+        RunArguments(task="sst2", seed=True)
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--batch-size", "0"], "--batch-size 0: must be an integer >= 1"),
+    (["--data-dir", "glue", "--tiny"], "--data-dir and --tiny cannot be used together"),
+    (["--max-eval-samples", "-5"], "--max-eval-samples -5: must be an integer >= 1"),
+])
+def test_evaluate_options(tmp_path, capsys, options, message):
+    code, _, err = run_main(capsys, "evaluate", "--checkpoint", str(tmp_path), *options)
+    assert code == 2 and message in err
+
+
+def test_the_default_output_folder_follows_d2l_output_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("D2L_OUTPUT_DIR", str(tmp_path / "fresh"))
+    args = RunArguments(task="sst2", method="lora", tiny=True).resolved()
+    assert args.output_dir == f"{tmp_path}/fresh/sst2-lora-tiny-bert"
+    monkeypatch.delenv("D2L_OUTPUT_DIR")
+    assert runs_root() == "runs"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data values: file:line, exit 1, before any training
+
+
+@pytest.fixture
+def stsb_dir(tmp_path) -> Path:
+    return write_fixtures(tmp_path / "glue", ["stsb"])
+
+
+def _set_score(path: Path, line: int, score: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[line - 1] = "\t".join(lines[line - 1].split("\t")[:-1] + [score])
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("split,score,problem", [
+    ("train", "9.5", "score '9.5' is outside stsb's range 0 to 5"),
+    ("train", "-3", "score '-3' is outside stsb's range 0 to 5"),
+    ("train", "nan", "score 'nan' is not a finite number"),
+    ("train", "inf", "score 'inf' is not a finite number"),
+    ("dev", "nan", "score 'nan' is not a finite number"),
+    ("dev", "-inf", "score '-inf' is not a finite number"),
+])
+def test_a_bad_stsb_score_names_file_and_line(tmp_path, capsys, stsb_dir, split, score,
+                                              problem):
+    _set_score(stsb_dir / "STS-B" / f"{split}.tsv", 3, score)
+    code, _, err = run_main(capsys, "train", "--task", "stsb", "--data-dir", str(stsb_dir),
+                            "--model", "tiny-bert", "--no-progress", "--output-dir",
+                            str(tmp_path / "run"))
+    assert code == 1
+    assert f"STS-B/{split}.tsv:3: {problem}" in err
+    assert not (tmp_path / "run" / "record.json").exists()
+
+
+def test_non_finite_metric_inputs_are_errors_never_zero():
+    stsb = get_task("stsb")
+    labels = np.array([0.5, 1.0, 2.0, 4.0])
+    with pytest.raises(MetricError, match=r"1 of 4 labels are not finite"):
+        compute_metrics(stsb, labels, np.array([0.5, np.nan, 2.0, 4.0]))
+    with pytest.raises(MetricError, match=r"predictions are not finite.*diverged"):
+        compute_metrics(stsb, np.array([np.inf, 1.0, 2.0, 3.0]), labels)
+    assert compute_metrics(stsb, np.ones(4), labels)["pearson"] == 0.0  # constant: defined 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders: refuse only what would lose or mix work; replace a finished identical run
+
+
+RUN = ["--max-steps", "4", "--save-every-steps", "2"]
+
+
+def test_a_finished_run_with_the_same_options_is_replaced_with_a_notice(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    code, _, err = train(capsys, tmp_path, *RUN)
+    assert code == 0
+    assert f"replacing the finished run in {tmp_path} (same options)" in err
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000002", "step-00000004"]
+
+
+def test_a_finished_run_with_other_options_is_refused(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    record = (tmp_path / "record.json").read_text()
+    code, _, err = train(capsys, tmp_path, *RUN, "--seed", "7")
+    assert code == 1
+    assert "holds a finished run made with other options (--seed 42 -> 7)" in err
+    assert "--overwrite" in err
+    assert (tmp_path / "record.json").read_text() == record  # untouched
+    code, _, err = train(capsys, tmp_path, *RUN, "--seed", "7", "--overwrite")
+    assert code == 0 and "--overwrite: removed the previous run" in err
+    assert json.loads((tmp_path / "record.json").read_text())["seed"] == 7
+
+
+def test_an_unfinished_run_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    (tmp_path / "record.json").unlink()  # as if it had been killed after its checkpoints
+    code, _, err = train(capsys, tmp_path, *RUN)
+    assert code == 1
+    assert "holds checkpoints of an unfinished run (newest: checkpoints/step-00000004)" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert len(list_checkpoints(tmp_path)) == 2
+
+
+def test_option_and_data_errors_come_before_the_folder_check(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    (tmp_path / "record.json").unlink()
+    assert train(capsys, tmp_path, *RUN, "--lr", "0")[0] == 2
+    code, _, err = run_main(capsys, "train", "--task", "sst2", "--data-dir",
+                            str(tmp_path / "nowhere"), "--output-dir", str(tmp_path))
+    assert code == 1 and "no such directory" in err
+
+
+def test_a_locked_folder_names_the_other_run(tmp_path, capsys):
+    with folder_lock(tmp_path):  # as a second run would find it
+        code, _, err = train(capsys, tmp_path, "--max-steps", "2")
+    assert code == 1
+    assert f"--output-dir {tmp_path} is in use by another run (pid {os.getpid()} on " in err
+    assert train(capsys, tmp_path, "--max-steps", "2")[0] == 0  # released
+
+
+def test_pruning_never_deletes_the_checkpoint_just_written(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    def save(step: int) -> Path:
+        return save_checkpoint(tmp_path, step, model, optimizer, scheduler, None, {"step": step},
+                               {"task": "sst2"}, include_frozen=False, keep=2)
+
+    save(200), save(253)  # an older run's higher-numbered checkpoints
+    written = save(3)
+    assert written.is_dir()
+    assert list_checkpoints(tmp_path) == [written]  # the stale, higher ones went, not step 3
+
+
+def test_resume_skips_a_damaged_checkpoint_and_says_why(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    (tmp_path / "record.json").unlink()
+    newest = tmp_path / "checkpoints" / "step-00000004" / "optimizer.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk
+    code, out, _ = train(capsys, tmp_path, *RUN, "--resume")
+    assert code == 0
+    assert "skipping checkpoint step-00000004: optimizer.pt has 100 bytes" in out
+    assert "resuming from" in out and "step-00000002 (step 2 of 4)" in out
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["resumed_from"].endswith("step-00000002") and record["steps"] == 4
+
+
+def test_resume_with_only_damaged_checkpoints_is_a_clear_error(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    (tmp_path / "record.json").unlink()
+    for checkpoint in list_checkpoints(tmp_path):
+        weights = checkpoint / "trainable_weights.safetensors"
+        weights.write_bytes(b"\0" * weights.stat().st_size)  # same size, other bytes
+    code, _, err = train(capsys, tmp_path, *RUN, "--resume")
+    assert code == 1
+    assert "no usable checkpoint in" in err
+    assert "step-00000004: trainable_weights.safetensors does not match the SHA-256" in err
+
+
+def test_every_file_of_a_run_folder_has_the_same_permissions(tmp_path, capsys):
+    assert train(capsys, tmp_path, *RUN)[0] == 0
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"]
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert "trainable_weights.safetensors" in modes
+    assert "checkpoints/step-00000004/rng.safetensors" in modes
+    assert len(set(modes.values())) == 1, modes
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: unreadable files named, a mismatched task refused with exit 2
+
+
+@pytest.fixture(scope="module")
+def finished_sst2(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sst2-run")
+    assert main(["train", "--task", "sst2", *TINY, "--max-steps", "2", "--output-dir",
+                 str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("trainable_weights.safetensors", "truncate",
+     "trainable_weights.safetensors: cannot be read as safetensors"),
+    ("trainable_weights.safetensors", b"garbage, not tensors",
+     "trainable_weights.safetensors: cannot be read as safetensors"),
+    ("run_args.json", b"{not json", "run_args.json: cannot be read as JSON"),
+    ("run_args.json", b'{"task": "sst2", "epochs": -1}', "run_args.json: not valid run "
+                                                         "options (--epochs -1"),
+])
+def test_evaluate_names_an_unreadable_file(tmp_path, capsys, finished_sst2, file, content,
+                                           message):
+    run = shutil.copytree(finished_sst2, tmp_path / "run")
+    path = run / file
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2] if content == "truncate"
+                     else content)
+    code, _, err = run_main(capsys, "evaluate", "--checkpoint", str(run), "--tiny")
+    assert code == 1
+    assert f"{path}" in err and message in err
+
+
+def test_evaluate_on_a_task_the_checkpoint_does_not_fit_exits_2(capsys, finished_sst2):
+    code, _, err = run_main(capsys, "evaluate", "--checkpoint", str(finished_sst2), "--tiny",
+                            "--task", "stsb")
+    assert code == 2
+    assert f"--task stsb does not match the checkpoint {finished_sst2}, trained on sst2" in err
+    code, _, err = run_main(capsys, "evaluate", "--checkpoint", str(finished_sst2), "--tiny",
+                            "--task", "cola")  # two labels too, but other ones
+    assert code == 2 and "negative/positive" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C at any moment: exit 130, no traceback, a resume command only for a real checkpoint
+
+
+def start(output_dir: Path, *extra: str, pause_at: int) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           PAUSE_ENV: str(pause_at)}
+    return subprocess.Popen([sys.executable, "-m", "d2l_utils", "train", "--task", "sst2",
+                             *TINY, "--output-dir", str(output_dir), *extra],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_pause(proc: subprocess.Popen, step: int) -> None:
+    for line in proc.stdout:
+        if line.strip() == f"paused at step {step}":
+            return
+    pytest.fail(f"run ended before step {step}: {proc.stderr.read()[-3000:]}")
+
+
+def assert_clean_exit_130(err: str, code: int) -> None:
+    assert code == 130, err[-2000:]
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+
+
+def test_ctrl_c_at_startup(tmp_path):
+    proc = start(tmp_path / "run", pause_at=0)  # before any heavy import
+    wait_for_pause(proc, 0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert_clean_exit_130(err, proc.returncode)
+    assert "--resume" not in err
+
+
+def test_stale_checkpoints_the_new_run_is_kept_and_resumed(tmp_path, capsys):
+    """The issue's lost-work case: a finished run with higher-numbered checkpoints, a new
+    run in the same folder interrupted with Ctrl-C (no --save-every-steps): its own checkpoint
+    is kept, and the printed resume command continues it, not the old run."""
+    out = tmp_path / "run"
+    steps = ["--max-steps", "8"]
+    assert train(capsys, out, *steps, "--save-every-steps", "3")[0] == 0  # keeps 3 and 6
+    old = json.loads((out / "record.json").read_text())
+    proc = start(out, *steps, pause_at=2)
+    wait_for_pause(proc, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert_clean_exit_130(err, proc.returncode)
+    assert "replacing the finished run" in err
+    assert "checkpoint saved in" in err and "step-00000002" in err
+    assert [p.name for p in list_checkpoints(out)] == ["step-00000002"]
+    resume = err.split("Resume with:")[1].strip().split()
+    assert resume[:4] == ["python", "-m", "d2l_utils", "train"] and resume[-1] == "--resume"
+    code, stdout, _ = run_main(capsys, *resume[3:])  # the printed command, run as printed
+    assert code == 0
+    assert f"resuming from {out}/checkpoints/step-00000002 (step 2 of 8)" in stdout
+    record = json.loads((out / "record.json").read_text())
+    assert record["resumed_from"].endswith("step-00000002")
+    assert record["steps"] == 8 and record["finished_at"] >= old["finished_at"]
+
+
+def test_two_quick_ctrl_c_then_one_more_while_exiting(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = start(out, "--max-steps", "5", "--save-every-steps", "2", pause_at=3)
+    wait_for_pause(proc, 3)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    err_lines = []
+    for line in proc.stderr:  # the message is printed: the process is on its way out
+        err_lines.append(line)
+        if "Resume with:" in line:
+            proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    err = "".join(err_lines)
+    assert_clean_exit_130(err, proc.returncode)
+    assert "Resume with:" in err  # steps 2 (and perhaps 3) of this run were saved
+    named = [p for p in list_checkpoints(out) if p.name in err]
+    assert named, err
+    code, stdout, _ = train(capsys, out, "--max-steps", "5", "--save-every-steps", "2",
+                            "--resume")
+    assert code == 0 and f"resuming from {named[-1]}" in stdout
+
+
+def test_a_second_run_in_a_busy_folder_is_refused_and_sigkill_frees_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = start(out, "--max-steps", "2", pause_at=1)
+    wait_for_pause(proc, 1)
+    try:
+        code, _, err = train(capsys, out, "--max-steps", "2")
+        assert code == 1
+        assert f"is in use by another run (pid {proc.pid} on " in err
+        assert "python -m d2l_utils train" in err
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert train(capsys, out, "--max-steps", "2")[0] == 0  # the kernel dropped the lock

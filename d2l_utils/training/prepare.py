@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,8 +104,6 @@ def folder_lock(path: Path) -> Iterator[None]:
     and is refused with the first one's pid, host, start time and command (written in the
     file). File systems without flock (some network mounts) run unlocked, with a notice.
     """
-    from .record import command_line, timestamp
-
     fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -118,8 +117,11 @@ def folder_lock(path: Path) -> Iterator[None]:
             print(f"note: cannot lock {path / LOCK_FILE} ({err.strerror}); nothing keeps "
                   "another run out of this folder", file=sys.stderr)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()}, started {timestamp()}: "
-                       f"{command_line()}\n").encode(), 0)
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        command = " ".join(["python -m d2l_utils" if sys.argv[0].endswith("__main__.py")
+                            else sys.argv[0], *sys.argv[1:]])
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}: "
+                      f"{command}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -85,3 +85,65 @@ def test_the_trainer_arguments_check_can_fail(monkeypatch):
     page = namespace["training_args"].to_dict()
     library = training_arguments(namespace["recipe_args"].resolved()).to_dict()
     assert page["save_total_limit"] != library["save_total_limit"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The look-inside cells' equalities (chapters 3 to 5), on the tiny model
+
+
+def test_trainable_table_freeze_trains_the_last_layer_pooler_and_head():
+    from d2l_utils.pages.look_inside import tiny_model, trainable_table
+
+    table = trainable_table({"full": tiny_model("mnli", "full"),
+                             "freeze": tiny_model("mnli", "freeze", trainable_layers=1),
+                             "bitfit": tiny_model("mnli", "bitfit")})
+    frozen = table["freeze"].str.startswith("0 /")
+    assert frozen["embeddings"] and frozen["encoder.layer.0.attention"]
+    assert not frozen[["encoder.layer.1.attention", "encoder.layer.1.output", "pooler",
+                       "classifier"]].any()
+    assert (table["full"].map(lambda v: v.split(" / ")[0] == v.split(" / ")[1])).all()
+    # BitFit: in a module with weights, only the biases train
+    trained, total = (int(n.replace(",", "")) for n in
+                      table.loc["encoder.layer.0.attention", "bitfit"].split(" / "))
+    assert 0 < trained < total and trained == 4 * 64 + 64  # q, k, v, output + LayerNorm bias
+
+
+@pytest.mark.parametrize("backend", ["adapters", "peft"])
+def test_lora_b_starts_at_zero_so_the_model_starts_as_the_base_model(backend):
+    from d2l_utils.pages.look_inside import parameter_shapes, tiny_batch, tiny_model
+
+    lora = tiny_model("mnli", "lora", backend=backend, r=8, alpha=16)
+    shapes = parameter_shapes(lora, "lora_")
+    a = shapes[shapes.index.str.contains("lora_A")]
+    b = shapes[shapes.index.str.contains("lora_B")]
+    assert len(a) == len(b) == 2 * 2  # query and value in 2 layers
+    assert set(a["shape"]) == {(8, 64)} and set(b["shape"]) == {(64, 8)}
+    assert b["all zeros"].all() and not a["all zeros"].any()
+    batch = tiny_batch("mnli")
+    with torch.no_grad():
+        with_lora = lora(**batch).logits
+        if backend == "peft":
+            with lora.disable_adapter():
+                without = lora(**batch).logits
+        else:
+            lora.set_active_adapters(None)
+            without = lora(**batch).logits
+    assert torch.equal(with_lora, without)
+
+
+@pytest.mark.parametrize("method, options, prefix", [
+    ("prefix", {"backend": "adapters", "prefix_length": 30}, 30),
+    ("prefix", {"backend": "peft", "prefix_length": 12}, 12),
+    ("ptuning-v2", {"num_virtual_tokens": 20}, 20),
+])
+def test_prefix_methods_add_keys_values_and_mask_columns_in_every_layer(method, options, prefix):
+    from d2l_utils.pages.look_inside import prefix_shapes, tiny_batch, tiny_model
+
+    batch = tiny_batch("mnli")
+    length = batch["input_ids"].shape[1]
+    shapes = prefix_shapes(tiny_model("mnli", method, **options), batch)
+    assert list(shapes.index) == [0, 1]  # one row per layer of the tiny model
+    for _, row in shapes.iterrows():
+        assert row["prefix keys"] == row["prefix values"] == (2, 2, prefix, 32)
+        assert row["keys in attention"] == (2, 2, prefix + length, 32)
+        assert row["attention mask"][-1] == prefix + length

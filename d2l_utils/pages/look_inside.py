@@ -36,28 +36,60 @@ def plot_attention(weights: torch.Tensor, tokens: Sequence[str], title: str = ""
     return fig
 
 
-def module_group(name: str, depth: int = 2) -> str:
-    """A parameter's module group: the layer index kept, the rest cut to `depth` parts after it.
+def tiny_model(task: str, method: str, **options) -> nn.Module:
+    """`build_model` on the tiny 2-layer BERT (hidden 64, 2 heads, random weights) with `method`
+    applied exactly as for training; seeded, in eval mode (no dropout)."""
+    from ..backbones import resolve_backbone
+    from ..methods import build_model, method_config
+    from ..tasks import get_task
 
-    'bert.encoder.layer.11.attention.self.query.weight' -> 'encoder.layer.11.attention';
-    prefixes that wrappers add (`base_model.model.`, `bert.`, `roberta.`) are dropped.
-    """
-    name = re.sub(r"^(base_model\.model\.)?", "", name)
-    name = re.sub(r"^(bert|roberta|distilbert)\.", "", name)
-    name = name.replace(".modules_to_save.default", "")
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[:i + 1 + depth - 1])
-    return ".".join(parts[:depth])
+    torch.manual_seed(0)
+    model = build_model(resolve_backbone("tiny-bert"), get_task(task),
+                        method_config(method, **options))
+    return model.eval()
 
 
-def trainable_table(models: Mapping[str, nn.Module], depth: int = 2,
-                    layers: Sequence[int] | None = None) -> pd.DataFrame:
-    """Trainable / total parameters per module group, one column per model (method).
+def tiny_batch(task: str, n: int = 2) -> dict[str, torch.Tensor]:
+    """The first `n` training examples of `task`'s fixtures as the tiny model's input: tokenized,
+    padded to the longest, with `labels`."""
+    from ..backbones import load_config, load_tokenizer, resolve_backbone
+    from ..data import load_task_data
+    from ..tasks import get_task
 
-    `layers` keeps only those encoder layers' rows (the others look alike); peft's frozen copy
-    of the head (`original_module`) is left out, as in `d2l_utils.methods.count_parameters`.
+    spec = get_task(task)
+    backbone = resolve_backbone("tiny-bert")
+    tokenizer = load_tokenizer(backbone, load_config(backbone, spec))
+    examples = load_task_data(spec, tiny=True)["train"].select(range(n))
+    batch = tokenizer(*[list(examples[key]) for key in spec.text_keys], padding=True,
+                      return_tensors="pt")
+    dtype = torch.float if spec.is_regression else torch.long
+    batch["labels"] = torch.tensor(list(examples["label"]), dtype=dtype)
+    return dict(batch)
+
+
+def _short(name: str) -> str:
+    """A parameter name without the prefixes wrappers add (`base_model.model.`, `bert.`)."""
+    return re.sub(r"^(base_model\.model\.)?(bert|roberta|distilbert)\.", "", name)
+
+
+def module_group(name: str) -> str:
+    """A parameter's module, coarse enough for a table: `embeddings`, `encoder.layer.3.attention`,
+    `pooler`, `classifier`; the prefixes that wrappers add (`base_model.model.`, `bert.`) are
+    dropped. Prefix-tuning pools and prompt encoders are groups of their own."""
+    if "prefix_tuning" in name:
+        return "prefix_tuning (shared by all layers)"
+    parts = re.sub(r"^base_model\.model\.", "", _short(name)).split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        if part.isdigit() and parts[i - 1] == "layer":
+            return ".".join(parts[:i + 2])
+    return parts[0]
+
+
+def trainable_table(models: Mapping[str, nn.Module]) -> pd.DataFrame:
+    """Trainable / total parameters per module, one column per model (method).
+
+    peft's frozen copy of the head (`original_module`) is left out, as in
+    `d2l_utils.methods.count_parameters`.
     """
     columns = {}
     for label, model in models.items():
@@ -65,21 +97,15 @@ def trainable_table(models: Mapping[str, nn.Module], depth: int = 2,
         for name, param in model.named_parameters():
             if ".original_module." in name:
                 continue
-            group = module_group(name, depth)
-            entry = counts.setdefault(group, [0, 0])
+            entry = counts.setdefault(module_group(name), [0, 0])
             entry[0] += param.numel() if param.requires_grad else 0
             entry[1] += param.numel()
         columns[label] = counts
     groups = list(dict.fromkeys(g for counts in columns.values() for g in counts))
-    if layers is not None:
-        keep = {str(i) for i in layers}
-        groups = [g for g in groups
-                  if not re.search(r"\.(\d+)(\.|$)", g) or re.search(r"\.(\d+)(\.|$)",
-                                                                      g).group(1) in keep]
     rows = {g: {label: _fraction(counts.get(g)) for label, counts in columns.items()}
             for g in groups}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "module (trainable / total)"
+    table.index.name = "module: trainable / total"
     return table
 
 
@@ -87,13 +113,65 @@ def _fraction(entry: list[int] | None) -> str:
     if entry is None:
         return ""
     trainable, total = entry
-    return f"{trainable:,} / {total:,}" if trainable else f"0 / {total:,}"
+    return f"{trainable:,} / {total:,}"
 
 
 def parameter_shapes(model: nn.Module, pattern: str) -> pd.DataFrame:
     """Name, shape, `requires_grad` and whether it is all zeros, for parameters matching
     `pattern` (a regular expression searched in the name)."""
-    rows = [{"parameter": name, "shape": tuple(p.shape), "requires_grad": p.requires_grad,
-             "all zeros": bool(torch.count_nonzero(p) == 0)}
+    rows = [{"parameter": _short(name), "shape": tuple(p.shape),
+             "requires_grad": p.requires_grad, "all zeros": bool(torch.count_nonzero(p) == 0)}
             for name, p in model.named_parameters() if re.search(pattern, name)]
     return pd.DataFrame(rows).set_index("parameter")
+
+
+def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+    """Per layer: the prefix keys and values a prefix method adds, the keys attention then
+    sees, and the attention mask, measured in one forward pass on `batch`.
+
+    Works for peft's prefix tuning and P-Tuning v2 (prompts passed as past keys and values) and
+    for the `adapters` library's prefix tuning (prompts concatenated inside each attention).
+    """
+    length = batch["input_ids"].shape[1]
+    rows = []
+    if hasattr(model, "get_prompt"):  # peft
+        seen: dict[str, tuple] = {}
+        encoder = model.get_base_model().base_model  # BertModel: what peft calls with the prompts
+        hook = encoder.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.update(
+                mask=tuple(kwargs["attention_mask"].shape)), with_kwargs=True)
+        try:
+            with torch.no_grad():
+                out = model(**batch, output_attentions=True)
+                cache = model.get_prompt(batch_size=batch["input_ids"].shape[0])
+        finally:
+            hook.remove()
+        for i, (keys, values) in enumerate(cache):
+            b, h, p, d = keys.shape
+            rows.append({"layer": i, "prefix keys": tuple(keys.shape),
+                         "prefix values": tuple(values.shape),
+                         "keys in attention": (b, h, out.attentions[i].shape[-1], d),
+                         "attention mask": seen["mask"], "input length": length})
+    else:  # the adapters library
+        from adapters.methods.prefix_tuning import PrefixTuningLayer
+
+        layers = [m for m in model.modules() if isinstance(m, PrefixTuningLayer)]
+        seen_layers: list[tuple] = []
+        hooks = [m.register_forward_hook(
+            lambda module, args, out: seen_layers.append(
+                (tuple(args[0].shape), tuple(out[0].shape), tuple(out[1].shape),
+                 tuple(out[2].shape)))) for m in layers]
+        try:
+            with torch.no_grad():
+                model(**batch)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        for i, (before, keys, values, mask) in enumerate(seen_layers):
+            b, h, k, d = keys
+            prefix = k - before[2]
+            rows.append({"layer": i, "prefix keys": (b, h, prefix, d),
+                         "prefix values": (b, h, values[2] - before[2], values[3]),
+                         "keys in attention": keys, "attention mask": mask,
+                         "input length": length})
+    return pd.DataFrame(rows).set_index("layer")

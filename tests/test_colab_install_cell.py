@@ -68,8 +68,8 @@ def colab(monkeypatch, tmp_path):
 def test_source_names_the_repository_and_the_requirements_file():
     source = install_cell()
     repo, branch = repository()
-    clone = f"git clone -q --depth 1 --branch {branch} https://github.com/{repo} /content/book"
-    assert clone in source
+    assert f'REPO_URL = "https://github.com/{repo}"' in source
+    assert f"git clone -q --depth 1 --branch {branch} {{REPO_URL}} /content/book" in source
     assert "%pip install -q -r /content/book/tools/colab_requirements.txt" in source
     assert "%pip install -q --no-deps -e /content/book" in source
     assert '"google.colab" in sys.modules' in source and "pip install" in source

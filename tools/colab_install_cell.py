@@ -34,14 +34,18 @@ CELL = Template("""\
 # Colab only: fetch the book and add what it needs to Colab's packages (Colab's CUDA torch,
 # numpy and pandas stay). Safe to run again, also after a restart.
 import sys
+
 if "google.colab" in sys.modules:
-    import importlib, importlib.metadata as md, os
+    import importlib
+    import importlib.metadata as md
+    import os
     def versions():  # {package: installed version}
         importlib.invalidate_caches()
-        return {name: md.version(name) for name in {d.name for d in md.distributions() if d.name}}
+        return {d.name: d.version for d in md.distributions() if d.name}
     before = versions()
+    REPO_URL = "$url"
     if not os.path.isdir("$book"):
-        !git clone -q --depth 1 --branch $branch $url $book
+        !git clone -q --depth 1 --branch $branch {REPO_URL} $book
     %pip install -q -r $book/$requirements
     %pip install -q --no-deps -e $book
     sys.path.insert(0, "$book")

@@ -147,3 +147,37 @@ def test_prefix_methods_add_keys_values_and_mask_columns_in_every_layer(method, 
         assert row["prefix keys"] == row["prefix values"] == (2, 2, prefix, 32)
         assert row["keys in attention"] == (2, 2, prefix + length, 32)
         assert row["attention mask"][-1] == prefix + length
+
+
+def test_prompt_tuning_moves_cls_to_position_20_and_the_pooler_reads_virtual_token_0():
+    from d2l_utils.pages.look_inside import encoder_inputs, tiny_batch, tiny_model
+
+    batch = tiny_batch("sst2")
+    length = batch["input_ids"].shape[1]
+    model = tiny_model("sst2", "prompt-tuning", num_virtual_tokens=20)
+    seen = encoder_inputs(model, batch)
+    assert seen["inputs_embeds"].shape == (2, 20 + length, 64)
+    assert seen["attention_mask"].shape == seen["token_type_ids"].shape == (2, 20 + length)
+    assert torch.equal(seen["inputs_embeds"][:, 20],
+                       model.word_embeddings(batch["input_ids"][:, 0]))  # [CLS]
+    with torch.no_grad():
+        out = model(**batch, output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        bert = model.get_base_model()
+        pool = bert.bert.pooler
+        head = lambda h: bert.classifier(pool.activation(pool.dense(h)))  # noqa: E731
+        assert hidden.shape == (2, 20 + length, 64)
+        assert torch.allclose(out.logits, head(hidden[:, 0]), atol=1e-6)
+        assert not torch.allclose(out.logits, head(hidden[:, 20]), atol=1e-4)
+
+
+def test_ptuning_v2_keeps_the_sequence_length():
+    from d2l_utils.pages.look_inside import tiny_batch, tiny_model
+
+    batch = tiny_batch("sst2")
+    model = tiny_model("sst2", "ptuning-v2", num_virtual_tokens=20)
+    cache = model.get_prompt(batch_size=2)
+    assert [tuple(k.shape) for k, _ in cache] == [(2, 2, 20, 32)] * 2
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
+    assert hidden.shape == (2, batch["input_ids"].shape[1], 64)

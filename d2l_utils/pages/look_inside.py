@@ -140,12 +140,17 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
         hook = encoder.register_forward_pre_hook(
             lambda module, args, kwargs: seen.update(
                 mask=tuple(kwargs["attention_mask"].shape)), with_kwargs=True)
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # not the note that attention falls back to eager
         try:
             with torch.no_grad():
                 out = model(**batch, output_attentions=True)
                 cache = model.get_prompt(batch_size=batch["input_ids"].shape[0])
         finally:
             hook.remove()
+            hf_logging.set_verbosity(verbosity)
         for i, (keys, values) in enumerate(cache):
             b, h, p, d = keys.shape
             rows.append({"layer": i, "prefix keys": tuple(keys.shape),
@@ -175,3 +180,20 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
                          "keys in attention": keys, "attention mask": mask,
                          "input length": length})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def encoder_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors the encoder itself (`BertModel`) receives when a peft-wrapped classifier runs
+    on `batch`: for prompt tuning, `inputs_embeds` with the prompt in front, the longer
+    `attention_mask` and `token_type_ids`."""
+    seen: dict[str, torch.Tensor] = {}
+    encoder = model.get_base_model().base_model
+    hook = encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.update(
+            {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**batch)
+    finally:
+        hook.remove()
+    return seen

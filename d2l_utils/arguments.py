@@ -70,9 +70,11 @@ class Bounds:
         return self.high is None or (value < self.high if self.open_high else value <= self.high)
 
     def __str__(self) -> str:
-        low = None if self.low is None else f"{'>' if self.open_low else '>='} {_num(self.low)}"
-        high = (None if self.high is None
-                else f"{'<' if self.open_high else '<='} {_num(self.high)}")
+        low = high = None
+        if self.low is not None:
+            low = f"{'greater than' if self.open_low else 'at least'} {_num(self.low)}"
+        if self.high is not None:
+            high = f"{'less than' if self.open_high else 'at most'} {_num(self.high)}"
         if low and high:
             if not (self.open_low or self.open_high):
                 return f"between {_num(self.low)} and {_num(self.high)}"
@@ -150,38 +152,37 @@ def check_value(name: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise OptionError(f"{option} {_show(value)}: choose one of "
-                              f"{', '.join(map(str, choices))}")
+            raise OptionError(f"{option} must be one of {', '.join(map(str, choices))}, got "
+                          f"{_show(value)}")
         return
     bounds: Bounds | None = meta.get("bounds")
     if hint is bool:
         if not isinstance(value, bool):
-            raise OptionError(f"{option} {_show(value)}: must be true or false")
+            raise OptionError(f"{option} must be true or false, got {_show(value)}")
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise OptionError(f"{option} {_show(value)}: must be an integer"
-                              + (f" {bounds}" if bounds else ""))
+            raise OptionError(f"{option} must be an integer" + (f" {bounds}" if bounds else "")
+                              + f", got {_show(value)}")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise OptionError(f"{option} {_show(value)}: must be a number"
-                              + (f" {bounds}" if bounds else ""))
+            raise OptionError(f"{option} must be a number" + (f" {bounds}" if bounds else "")
+                              + f", got {_show(value)}")
         if not math.isfinite(value):
-            raise OptionError(f"{option} {value}: must be a finite number"
-                              + (f" {bounds}" if bounds else ""))
+            raise OptionError(f"{option} must be a finite number"
+                              + (f" {bounds}" if bounds else "") + f", got {value}")
     elif hint is str:
         if not isinstance(value, str):
-            raise OptionError(f"{option} {_show(value)}: must be a string")
+            raise OptionError(f"{option} must be a string, got {_show(value)}")
         if meta.get("nonempty") and not value.strip():
-            raise OptionError(f"{option} {value!r}: must not be empty")
+            raise OptionError(f"{option} must not be empty, got {value!r}")
     elif origin is list:
         if (not isinstance(value, (list, tuple))
                 or not all(isinstance(v, str) and v.strip() for v in value)):
-            raise OptionError(f"{option} {_show(value)}: must be a list of names")
+            raise OptionError(f"{option} must be a list of names, got {_show(value)}")
         if meta.get("nonempty") and not value:
             raise OptionError(f"{option}: needs at least one value")
     if bounds is not None and value not in bounds:
-        kind = "an integer" if hint is int else "a number"
-        raise OptionError(f"{option} {_show(value)}: must be {kind} {bounds}")
+        raise OptionError(f"{option} must be {bounds}, got {_show(value)}")
 
 
 def _is_set(value: Any) -> bool:
@@ -441,13 +442,14 @@ def check_against_model(args: RunArguments) -> RunArguments:
     prompt, prompt_option = _prompt_positions(args)
     if limit is not None and args.max_seq_length + prompt > limit:
         room = f" minus the {prompt} prompt positions of {prompt_option}" if prompt else ""
-        raise OptionError(f"--max-seq-length {args.max_seq_length}: must be an integer between "
-                          f"{MIN_SEQ_LENGTH} and {limit - prompt} ({args.model} has {limit} "
-                          f"positions{room})")
+        raise OptionError(f"--max-seq-length must be between {MIN_SEQ_LENGTH} and "
+                          f"{limit - prompt}, got {args.max_seq_length} ({args.model} has "
+                          f"{limit} positions{room})")
     layers = config.get("num_hidden_layers", config.get("n_layers"))
     if args.method == "freeze" and isinstance(layers, int) and args.trainable_layers > layers:
-        raise OptionError(f"--trainable-layers {args.trainable_layers}: must be an integer "
-                          f"between 0 and {layers} ({args.model} has {layers} encoder layers)")
+        raise OptionError(f"--trainable-layers must be between 0 and {layers}, got "
+                          f"{args.trainable_layers} ({args.model} has only {layers} encoder "
+                          "layers)")
     return args
 
 

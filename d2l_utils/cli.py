@@ -101,7 +101,7 @@ def suggestion(unknown: str, cls: type, parser) -> str | None:
 def parse(cls: type, argv: list[str], prog: str):
     """The dataclass of options from `argv`. argparse errors (an unknown option, with a
     suggestion; a value of the wrong type; a missing one) print the usage line and raise
-    SystemExit(2); a value out of range raises `OptionError`."""
+    SystemExit(2), as argparse does; a value out of range raises `OptionError`."""
     parser = _parser(cls, prog)
     _, remaining = parser.parse_known_args(argv)
     if remaining:
@@ -241,8 +241,6 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()
         return COMMANDS[argv[0]](argv[1:])
-    except SystemExit as err:  # argparse: the usage line and the error are printed already
-        return err.code if isinstance(err.code, int) else 2
     except KeyboardInterrupt as err:
         interrupted = True
         if in_main_thread:

@@ -181,3 +181,46 @@ def test_ptuning_v2_keeps_the_sequence_length():
     with torch.no_grad():
         hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
     assert hidden.shape == (2, batch["input_ids"].shape[1], 64)
+
+
+def test_a_hand_written_lora_layer_equals_peft_and_merging_keeps_the_outputs():
+    import copy
+
+    from d2l_utils.pages.look_inside import tiny_batch, tiny_model
+    from d2l_utils.scratch.lora import LoRALinear
+
+    lora = tiny_model("cola", "lora", r=8, alpha=8)
+    batch = tiny_batch("cola", n=4)
+    lora.train()
+    optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        lora(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    lora.eval()
+    merged = copy.deepcopy(lora).merge_and_unload()
+    with torch.no_grad():
+        assert torch.allclose(lora(**batch).logits, merged(**batch).logits, atol=1e-5)
+    query = lora.base_model.model.bert.encoder.layer[0].attention.self.query
+    ours = LoRALinear(copy.deepcopy(query.base_layer), r=8, alpha=8)
+    assert torch.count_nonzero(ours.lora_B.weight) == 0  # starts as the base layer
+    assert not any(p.requires_grad for p in ours.base.parameters())
+    with torch.no_grad():
+        ours.lora_A.weight.copy_(query.lora_A["default"].weight)
+        ours.lora_B.weight.copy_(query.lora_B["default"].weight)
+        x = torch.randn(3, 7, 64)
+        assert ours.lora_B.weight.abs().max() > 0
+        assert ours.scaling == query.scaling["default"] == 1.0
+        assert torch.allclose(ours(x), query(x), atol=1e-6)
+        assert torch.allclose(ours.merge()(x), ours(x), atol=1e-5)
+
+
+def test_lora_linear_starts_at_its_base_layer():
+    from d2l_utils.scratch.lora import LoRALinear
+
+    base = torch.nn.Linear(16, 12)
+    layer = LoRALinear(base, r=4, alpha=8, dropout=0.1).eval()
+    x = torch.randn(5, 16)
+    assert torch.equal(layer(x), base(x)) and layer.scaling == 2.0
+    assert [n for n, p in layer.named_parameters() if p.requires_grad] == [
+        "lora_A.weight", "lora_B.weight"]

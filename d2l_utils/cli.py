@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import types
+from pathlib import Path
 from typing import Callable
 
 PAUSE_ENV = "D2L_PAUSE_AT_STEP"  # the loop's testing hook; step 0 pauses before any import
@@ -207,8 +208,10 @@ def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
     if output_dir:
         from .training.checkpoints import list_checkpoints
 
-        ours = [p for p in list_checkpoints(output_dir)
-                if (p / "state.json").stat().st_mtime >= started]
+        trainer_checkpoints = sorted(Path(output_dir).glob("checkpoint-*"),  # --trainer hf
+                                     key=lambda p: p.stat().st_mtime)
+        ours = [p for p in [*list_checkpoints(output_dir), *trainer_checkpoints]
+                if p.stat().st_mtime >= started]
         if ours:
             return (f"interrupted; the last checkpoint of this run is {ours[-1]}. Resume "
                     f"with:\n  {_RUNNING['command']}")

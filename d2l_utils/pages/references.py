@@ -1,5 +1,6 @@
 """Published numbers the chapters compare against, each cited to the paper, model card or
-original notebook it comes from.
+original notebook it comes from (the course notebooks the chapters reproduce: `notebook-000` is
+chapter 3's, and so on; "seed" in this book means a random seed, never one of these).
 
 One table, so the chapters and the book's references page cite the same figures. Values are on
 the dev sets unless `split` says otherwise; accuracy-type metrics are fractions (0.844, not 84.4).
@@ -19,10 +20,14 @@ SOURCES = {
     "run-glue-readme": "HF run_glue README, bert-base-cased, fp16, Titan RTX, 3 epochs",
     "lora-paper": "Hu et al. 2021, LoRA, Table 2 (roberta-base)",
     "turc-2019": "Turc et al. 2019, well-read students (GLUE test)",
-    "seed-000": "course seed 000: MNLI on a Colab T4, under-trained (split across sessions)",
-    "seed-001": "course seed 001: SST-2 shallow prompt, distilbert-base-uncased",
-    "seed-002": "course seed 002 / d2l 15.7: bert.small on SNLI, 5 epochs (test set)",
-    "seed-003": "course seed 003: roberta-base, best dev snapshot over 10 epochs",
+    "notebook-000": "original notebook of chapter 3 (course material 000): MNLI on a Colab T4, "
+                    "under-trained (split across sessions)",
+    "notebook-001": "original notebook of chapter 4 (course material 001): SST-2 shallow prompt, "
+                    "distilbert-base-uncased",
+    "notebook-002": "original notebook of chapter 1 (course material 002) = d2l 15.7: bert.small "
+                    "on SNLI, 5 epochs (test set)",
+    "notebook-003": "original notebook of chapter 5 (course material 003): roberta-base, best dev "
+                    "snapshot over 10 epochs",
 }
 
 
@@ -47,7 +52,7 @@ def _rows() -> list[Published]:
 
     for method, (m, mm) in {"freeze": (0.742, 0.740), "lora": (0.754, 0.769),
                             "prefix": (0.784, 0.796)}.items():
-        add("seed-000", "bert-base-uncased", method, "mnli", "accuracy", (m, mm),
+        add("notebook-000", "bert-base-uncased", method, "mnli", "accuracy", (m, mm),
             ("dev matched", "dev mismatched"))
     add("hf-model-card-mnli", "bert-base-uncased", "full", "mnli", "accuracy", (0.8456, 0.8484),
         ("dev matched", "dev mismatched"))
@@ -73,12 +78,12 @@ def _rows() -> list[Published]:
     for task, metric, (full, bitfit, lora) in [("cola", "matthews", (0.641, 0.600, 0.600)),
                                                ("stsb", "pearson", (0.908, 0.876, 0.902))]:
         for method, value in (("full", full), ("bitfit", bitfit), ("lora", lora)):
-            add("seed-003", "roberta-base", method, task, metric, (value,),
+            add("notebook-003", "roberta-base", method, task, metric, (value,),
                 note="lora r=8 reached ~0.63 on CoLA in the rank sweep" if
                 (method, task) == ("lora", "cola") else "")
-    add("seed-001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy", (0.737,),
+    add("notebook-001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy", (0.737,),
         note="20 virtual tokens, lr 1e-2, batch 32, 10 epochs")
-    add("seed-002", "d2l bert.small", "full", "snli", "accuracy", (0.779,), "test")
+    add("notebook-002", "d2l bert.small", "full", "snli", "accuracy", (0.779,), "test")
     for model, sst2, mnli in [("BERT-Tiny", 0.832, 0.702), ("BERT-Mini", 0.859, 0.748),
                               ("BERT-Small", 0.897, 0.776), ("BERT-Medium", 0.896, 0.800)]:
         add("turc-2019", model, "full", "sst2", "accuracy", (sst2,), "test")

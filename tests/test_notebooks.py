@@ -111,3 +111,25 @@ def test_the_drift_check_finds_a_changed_definition():
 def test_ends_with_summary_and_exercises(path):
     tail = "\n".join(source(c) for c in cells(path, "markdown")[-2:])
     assert "## Summary" in tail and "## Exercises" in tail, path.name
+
+
+SHOWN = {  # what each chapter must show of the mechanism it teaches (code cells)
+    "01": ["def masked_softmax", "class MultiHeadAttention", "class EncoderBlock",
+           "class BERTEncoder", "class BERTClassifier", "attention_weights", "plot_attention("],
+    "02": ["tokenizer(premise, hypothesis)", "make_collator", "model(**batch)",
+           "TrainingArguments(", "Trainer(", "compute_metrics", "loss.backward()"],
+    "03": ["trainable_table(", "parameter_shapes(lora, \"lora_\")", "set_active_adapters(None)",
+           "prefix_shapes("],
+    "04": ["prompt-tuning", "encoder_inputs(", "pool.dense(hidden[:, 0])", "get_prompt(",
+           "prefix_shapes("],
+    "05": ["class LoRALinear", "lora_B", "disable_adapter()", "merge_and_unload()",
+           "trainable_table("],
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(SHOWN))
+def test_each_chapter_shows_the_mechanism_it_teaches(chapter):
+    path = next(p for p in NOTEBOOKS if p.name.startswith(chapter))
+    code = "\n".join(source(c) for c in cells(path, "code"))
+    missing = [needle for needle in SHOWN[chapter] if needle not in code]
+    assert not missing, f"{path.name} no longer shows {missing}"

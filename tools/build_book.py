@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,9 +22,11 @@ BUILD = ROOT / "_build"
 
 
 def book_environment() -> dict[str, str]:
-    """The environment notebooks execute in: tiny profile, offline, quiet progress bars."""
+    """The environment notebooks execute in: tiny profile, offline, quiet progress bars, and
+    runs in a fresh folder of their own (never a learner's `runs/`)."""
     env = dict(os.environ)
     env.update(D2L_TINY="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               D2L_OUTPUT_DIR=tempfile.mkdtemp(prefix="d2l_book_runs_"),
                TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
     return env

@@ -32,32 +32,37 @@ def parameter_cell(path: Path) -> str:
 
 
 def statements_assigning(path: Path, name: str) -> str:
-    """The imports and the assignment to `name` of the one code cell that assigns it."""
+    """The imports and assignments of the one code cell that assigns `name`, up to that one."""
     found = []
     for code in code_cells(path):
         tree = ast.parse(code)
-        targets = [node for node in tree.body if isinstance(node, ast.Assign)
+        assigns = [i for i, node in enumerate(tree.body) if isinstance(node, ast.Assign)
                    and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)]
-        if targets:
-            imports = [node for node in tree.body
-                       if isinstance(node, (ast.Import, ast.ImportFrom))]
-            found.append("\n".join(ast.get_source_segment(code, node)
-                                   for node in imports + targets))
+        if assigns:
+            kept = [node for node in tree.body[:assigns[0] + 1]
+                    if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign))]
+            found.append("\n".join(ast.get_source_segment(code, node) for node in kept))
     assert len(found) == 1, f"{path.name}: {len(found)} cells assign {name}"
     return found[0]
 
 
-@pytest.mark.parametrize("profile", ["tiny", "gpu"])
+@pytest.mark.parametrize("profile", ["tiny", "gpu", "gpu, rehearsal caps"])
 def test_chapter_2_trainer_arguments_are_the_librarys(profile, monkeypatch, capsys):
     """The page writes `TrainingArguments(...)` out; it must equal `training_arguments(args)`
-    for the chapter's own `recipe_args`, field by field, in the tiny and the real profile."""
+    for the chapter's own `recipe_args`, field by field, in the tiny and the real profile, and
+    under the caps of a rehearsal (D2L_MAX_STEPS & co.)."""
     from d2l_utils.training.hf import training_arguments
 
     monkeypatch.delenv("D2L_PROFILE", raising=False)
+    for var in ("D2L_MAX_STEPS", "D2L_MAX_EVAL_SAMPLES", "D2L_MAX_BATCH_SIZE"):
+        monkeypatch.delenv(var, raising=False)
     if profile == "tiny":
         monkeypatch.setenv("D2L_TINY", "1")
     else:
         monkeypatch.delenv("D2L_TINY", raising=False)
+    if "caps" in profile:
+        monkeypatch.setenv("D2L_MAX_STEPS", "2")
+        monkeypatch.setenv("D2L_MAX_BATCH_SIZE", "4")
     namespace: dict = {"torch": torch}  # imported by an earlier cell of the chapter
     exec(parameter_cell(CHAPTER_2), namespace)
     exec(statements_assigning(CHAPTER_2, "recipe_args"), namespace)
@@ -69,6 +74,8 @@ def test_chapter_2_trainer_arguments_are_the_librarys(profile, monkeypatch, caps
                    if k != "logging_dir" and library[k] != v}
     assert not differences
     assert page["save_strategy"] == ("no" if profile == "tiny" else "steps")
+    if "caps" in profile:
+        assert (page["max_steps"], page["per_device_train_batch_size"]) == (2, 4)
 
 
 def test_the_trainer_arguments_check_can_fail(monkeypatch):
@@ -81,7 +88,9 @@ def test_the_trainer_arguments_check_can_fail(monkeypatch):
     exec(parameter_cell(CHAPTER_2), namespace)
     exec(statements_assigning(CHAPTER_2, "recipe_args"), namespace)
     code = statements_assigning(CHAPTER_2, "training_args")
-    exec(code.replace("save_total_limit=2", "save_total_limit=3"), namespace)
+    assert "save_total_limit=options.keep_checkpoints" in code
+    exec(code.replace("save_total_limit=options.keep_checkpoints", "save_total_limit=3"),
+         namespace)
     page = namespace["training_args"].to_dict()
     library = training_arguments(namespace["recipe_args"].resolved()).to_dict()
     assert page["save_total_limit"] != library["save_total_limit"]

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from .arguments import RunArguments
 from .methods import build_model
+from .profiles import capped, rehearsal_caps
 from .tasks import search_subset_size
 from .training.prepare import PreparedRun, check_output_dir, prepare_run
 from .training.record import device_description, timestamp
@@ -94,12 +95,16 @@ class SearchSpace:
             raise ValueError("search space per_device_train_batch_size: give positive sizes")
 
     def __call__(self, trial) -> dict[str, Any]:
-        """Optuna's `hp_space`: sample one trial's values."""
+        """Optuna's `hp_space`: sample one trial's values (batch sizes capped by
+        D2L_MAX_BATCH_SIZE in a rehearsal)."""
+        cap = rehearsal_caps().get("max_batch_size")
+        batch_sizes = list(dict.fromkeys(capped(size, cap)
+                                         for size in self.per_device_train_batch_size))
         values = {
             "learning_rate": trial.suggest_float("learning_rate", *self.learning_rate, log=True),
             "num_train_epochs": trial.suggest_int("num_train_epochs", *self.num_train_epochs),
             "per_device_train_batch_size": trial.suggest_categorical(
-                "per_device_train_batch_size", list(self.per_device_train_batch_size)),
+                "per_device_train_batch_size", batch_sizes),
         }
         if self.warmup_ratio is not None:
             values["warmup_ratio"] = trial.suggest_float("warmup_ratio", *self.warmup_ratio)

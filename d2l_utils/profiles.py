@@ -1,27 +1,158 @@
 """The profile switch every chapter and run shares: which data, model and budget to use.
 
-`D2L_TINY=1` switches a notebook to the tiny profile (built-in fixtures, a tiny or packaged model,
-a few steps: offline, seconds). With nothing set, the notebook does the real run of its chapter.
+Three profiles, one switch (`D2L_PROFILE`, default `gpu`):
+
+- `tiny`: the built-in fixtures, a tiny random model, a few steps (offline, seconds): what CI and
+  the book execute. `D2L_TINY=1` means the same.
+- `cpu`: the pretrained MiniLM-L6 (`minilm-l6`) on real data, a budget a laptop finishes.
+- `gpu`: the chapter's original recipe (bert-base-uncased, roberta-base, d2l's `bert.small`) on
+  hub data, for a Colab T4. Records written before the cpu/gpu split say `real` for it.
+
+Conflicting settings (`D2L_TINY=1` with `D2L_PROFILE=gpu`) are an error, never a silent choice.
+
+Rehearsal caps (`D2L_MAX_STEPS`, `D2L_MAX_EVAL_SAMPLES`, `D2L_MAX_BATCH_SIZE`) shrink a run of any
+profile to a few steps on a few examples, for rehearsing the real path (tests/test_rehearsal.py).
+Every trainer honours them (the library loop, the transformers Trainer and its Optuna search,
+fastNLP, chapter 1's own loop); the banner prints them, run records store them, and the Results
+page refuses a capped record.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import TypeVar
+from typing import Any, TypeVar
 
 TINY_ENV = "D2L_TINY"
+PROFILE_ENV = "D2L_PROFILE"
+PROFILES = ("tiny", "cpu", "gpu")
+DEFAULT_PROFILE = "gpu"
+# The name records written before the cpu/gpu split give the gpu profile (readers accept it).
+LEGACY_PROFILES = {"real": "gpu"}
+# Rehearsal caps: environment variable -> the key in `rehearsal_caps()` and in run records.
+CAP_ENV = {"D2L_MAX_STEPS": "max_steps", "D2L_MAX_EVAL_SAMPLES": "max_eval_samples",
+           "D2L_MAX_BATCH_SIZE": "max_batch_size"}
 T = TypeVar("T")
+_MISSING: Any = object()
 
 
-def tiny_profile() -> bool:
-    """True when `D2L_TINY` is set to anything but empty/0/false."""
-    return os.environ.get(TINY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+class ProfileError(ValueError):
+    """A bad or contradictory profile setting; the message names the variables and the fix."""
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def profile_name() -> str:
-    return "tiny" if tiny_profile() else "real"
+    """`tiny`, `cpu` or `gpu`, from `D2L_PROFILE` (default `gpu`) and `D2L_TINY`.
+
+    Raises `ProfileError` for an unknown profile and for `D2L_TINY=1` with a `D2L_PROFILE`
+    other than `tiny`.
+    """
+    raw = os.environ.get(PROFILE_ENV, "").strip()
+    chosen = raw.lower()
+    if chosen and chosen not in PROFILES:
+        hint = (" (the real run is now called gpu)" if chosen in LEGACY_PROFILES else "")
+        raise ProfileError(f"{PROFILE_ENV}={raw!r}: choose one of {', '.join(PROFILES)}{hint}")
+    tiny = _truthy(os.environ.get(TINY_ENV, ""))
+    if tiny and chosen and chosen != "tiny":
+        raise ProfileError(f"{TINY_ENV}={os.environ[TINY_ENV]} asks for the tiny profile but "
+                           f"{PROFILE_ENV}={raw} for {chosen}: unset one of them (D2L_TINY=1 is "
+                           "short for D2L_PROFILE=tiny)")
+    if tiny:
+        return "tiny"
+    return chosen or DEFAULT_PROFILE
 
 
-def choose(tiny: T, real: T) -> T:
-    """The tiny or the real value, by the profile: the one switch every parameter cell uses."""
-    return tiny if tiny_profile() else real
+def tiny_profile() -> bool:
+    """True in the tiny profile (`D2L_PROFILE=tiny` or `D2L_TINY=1`)."""
+    return profile_name() == "tiny"
+
+
+def choose(tiny: T, real: T, cpu: T = _MISSING) -> T:
+    """The parameter cell's switch: `tiny` in the tiny profile, `real` in the gpu profile, and
+    `cpu` in the cpu profile (an error when the chapter gives no cpu value yet)."""
+    profile = profile_name()
+    if profile == "tiny":
+        return tiny
+    if profile == "cpu":
+        if cpu is _MISSING:
+            raise ProfileError(f"{PROFILE_ENV}=cpu: this chapter has no cpu profile yet (its "
+                               "parameter cell gives choose() no cpu= value). Use "
+                               f"{PROFILE_ENV}=gpu (the original recipe) or tiny.")
+        return cpu
+    return real
+
+
+# ---------------------------------------------------------------------------------------------
+# Rehearsal caps
+
+
+def rehearsal_caps() -> dict[str, int]:
+    """The caps set in the environment, e.g. `{"max_steps": 2, "max_batch_size": 4}` (only the
+    ones set; `{}` for a normal run). Raises `ProfileError` for a value that is not a positive
+    integer."""
+    caps = {}
+    for var, key in CAP_ENV.items():
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ProfileError(f"{var}={os.environ[var]!r}: must be a positive integer (a cap "
+                               f"for rehearsals), or unset")
+        caps[key] = value
+    return caps
+
+
+def capped(value: int | None, cap: int | None) -> int | None:
+    """`value` limited to `cap` (None on either side means no limit)."""
+    if cap is None:
+        return value
+    return cap if value is None else min(value, cap)
+
+
+def apply_caps(values: dict[str, Any], caps: dict[str, int] | None = None) -> dict[str, Any]:
+    """Run options (a `RunArguments` as a dict, defaults filled in) limited by the caps.
+
+    Batch sizes (train and eval) are capped by `max_batch_size`, every evaluation split by
+    `max_eval_samples`, and training by `max_steps`: as `max_steps` for the library loop and the
+    transformers Trainer (a recipe that saves checkpoints saves one within the cap too:
+    `save_every_steps` is capped as well); fastNLP counts whole epochs, so it gets at most
+    `max_steps` batches per epoch and only as many epochs as fit in `max_steps`.
+    """
+    caps = rehearsal_caps() if caps is None else caps
+    if not caps:
+        return values
+    out = dict(values)
+    batch = caps.get("max_batch_size")
+    for key in ("batch_size", "eval_batch_size"):
+        if out.get(key) is not None:
+            out[key] = capped(out[key], batch)
+    out["max_eval_samples"] = capped(out.get("max_eval_samples"), caps.get("max_eval_samples"))
+    steps = caps.get("max_steps")
+    if steps is not None:
+        if out.get("trainer") == "fastnlp":
+            per_epoch = capped(out.get("train_batches_per_epoch"), steps)
+            out["train_batches_per_epoch"] = per_epoch
+            if out.get("epochs") is not None:
+                out["epochs"] = float(min(math.ceil(out["epochs"]), steps // per_epoch))
+        else:
+            out["max_steps"] = capped(out.get("max_steps"), steps)
+            if out.get("save_every_steps") is not None:  # the recipe's checkpoint still happens
+                out["save_every_steps"] = capped(out["save_every_steps"], steps)
+    return out
+
+
+def caps_note(caps: dict[str, int] | None = None) -> str:
+    """One line naming the caps in force ('' when none), for banners and logs."""
+    caps = rehearsal_caps() if caps is None else caps
+    if not caps:
+        return ""
+    shown = ", ".join(f"{var}={caps[key]}" for var, key in CAP_ENV.items() if key in caps)
+    return (f"REHEARSAL CAPS: {shown}. Every trainer stops early and evaluates on a subset: the "
+            "numbers are a rehearsal of the pipeline, not results.")

@@ -5,7 +5,8 @@ with their runs' default output folders in a fresh temporary folder of this sess
 import os
 import tempfile
 
-os.environ.setdefault("D2L_TINY", "1")
+if not os.environ.get("D2L_PROFILE"):  # D2L_TINY=1 with another D2L_PROFILE is an error
+    os.environ.setdefault("D2L_TINY", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import socket
 import time
 import zipfile
 
@@ -15,6 +16,7 @@ from d2l_utils.scratch.assets import (
     Asset,
     AssetError,
     ChecksumError,
+    asset_registry,
     download,
     download_extract,
     load_pretrained_bert,
@@ -23,7 +25,7 @@ from d2l_utils.scratch.assets import (
     sha1sum,
     verify_sha1,
 )
-from d2l_utils.scratch.bert import BERTConfig, BERTModel
+from d2l_utils.scratch.bert import BERT_CONFIGS, BERTConfig, BERTModel
 from d2l_utils.scratch.snli import BERT_RESERVED_TOKENS, UNK
 
 TINY = BERTConfig(num_hiddens=8, ffn_num_hiddens=16, num_heads=2, num_layers=1, max_len=16)
@@ -36,14 +38,16 @@ def write_zip(path, files: dict[str, bytes]):
     return path
 
 
-def fake_bert_zip(path, folder="bert.tiny.torch", prefix=""):
-    """A zip shaped like d2l's: one folder with vocab.json and a BERTModel state_dict."""
+def fake_bert_zip(path, folder="bert.tiny.torch", prefix="", config=TINY, extra=None):
+    """A zip shaped like d2l's: one folder with vocab.json and a BERTModel state_dict (plus the
+    files in `extra`, {name: bytes}, to spoil the layout)."""
     idx_to_token = [UNK, *BERT_RESERVED_TOKENS, "a", "dog", "runs"]
-    bert = BERTModel.from_config(len(idx_to_token), TINY)
+    bert = BERTModel.from_config(len(idx_to_token), config)
     params = path.parent / "pretrained.params"
     torch.save({prefix + key: value for key, value in bert.state_dict().items()}, params)
     write_zip(path, {f"{folder}/vocab.json": json.dumps(idx_to_token).encode(),
-                     f"{folder}/pretrained.params": params.read_bytes()})
+                     f"{folder}/pretrained.params": params.read_bytes(), **(extra or {})})
+    params.unlink()
     return bert
 
 
@@ -168,16 +172,140 @@ def test_wrong_architecture_is_a_clear_error(tmp_path, monkeypatch):
         load_pretrained_bert("bert.tiny", tmp_path / "cache", registry=registry)
 
 
-def test_offline_chapter_falls_back_to_random_init_and_says_so(tmp_path, monkeypatch,
-                                                               no_network, capsys):
+CORPUS = [["a", "dog", "runs"], ["a", "cat"]]
+# What every chapter-level asset error must say: the file, and the way out (random init only
+# when asked for).
+FIX = "PRETRAINED = None"
+
+
+def test_random_init_only_when_asked_for(tmp_path, monkeypatch, no_network, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    corpus = [["a", "dog", "runs"], ["a", "cat"]]
-    chapter = pretrained_or_random_bert("bert.small", corpus, min_freq=1, cache_dir=tmp_path)
+    chapter = pretrained_or_random_bert(None, CORPUS, BERT_CONFIGS["bert.small"], min_freq=1)
     assert not chapter.pretrained
     assert chapter.config.num_hiddens == 256 and chapter.vocab["dog"] > 4
     assert chapter.bert.encoder.token_embedding.num_embeddings == len(chapter.vocab)
-    assert chapter.label == "bert.small shape (random init)"
+    assert chapter.label == "2-layer BERT (random init)"
     printed = capsys.readouterr().out
-    assert "RANDOM INITIALISATION" in printed and "HF_HUB_OFFLINE is set" in printed
+    assert "RANDOM INITIALISATION" in printed and FIX in printed
     with pytest.raises(ValueError, match="config"):
-        pretrained_or_random_bert(None, corpus)
+        pretrained_or_random_bert(None, CORPUS)
+    # offline, a named model is an error that says why and how out, never a silent random init
+    with pytest.raises(AssetError, match="HF_HUB_OFFLINE is set") as err:
+        pretrained_or_random_bert("bert.small", CORPUS, min_freq=1, cache_dir=tmp_path)
+    assert "bert.small.torch.zip" in str(err.value) and FIX in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# D2L_ASSET_URL / D2L_ASSET_SHA1, and the chapter's strict loading
+
+
+@pytest.fixture
+def online(monkeypatch):
+    for var in hub.OFFLINE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("D2L_ASSET_SHA1", raising=False)
+
+
+def served_from(monkeypatch, folder):
+    """Point D2L_ASSET_URL at `folder` (a file:// URL: no network, no server)."""
+    monkeypatch.setenv("D2L_ASSET_URL", folder.as_uri() + "/")
+
+
+def small_zip(folder, extra=None, nested=""):
+    """A bert.small.torch.zip with bert.small's shape (random weights) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "bert.small.torch.zip"
+    fake_bert_zip(path, folder=nested + "bert.small.torch", config=BERT_CONFIGS["bert.small"],
+                  extra=extra)
+    return path
+
+
+def load_small(tmp_path):
+    return pretrained_or_random_bert("bert.small", CORPUS, cache_dir=tmp_path / "cache",
+                                     verbose=False)
+
+
+def test_asset_url_keeps_the_registered_checksum(tmp_path, monkeypatch, online):
+    zipped = small_zip(tmp_path / "server")
+    served_from(monkeypatch, tmp_path / "server")
+    asset = asset_registry()["bert.small"]
+    assert asset.url == (tmp_path / "server").as_uri() + "/bert.small.torch.zip"
+    assert asset.sha1 == ASSETS["bert.small"].sha1 and asset.overridden == "D2L_ASSET_URL"
+    with pytest.raises(ChecksumError) as err:  # another file: never a silent pass
+        load_small(tmp_path)
+    message = str(err.value)
+    assert ASSETS["bert.small"].sha1 in message and sha1sum(zipped) in message
+    assert "D2L_ASSET_SHA1=bert.small=" in message and FIX in message
+    assert not (tmp_path / "cache" / "bert.small.torch.zip").exists()
+    # the hash said explicitly: accepted, and the chapter says where the model came from
+    monkeypatch.setenv("D2L_ASSET_SHA1", f"bert.small={sha1sum(zipped).upper()}")
+    chapter = load_small(tmp_path)
+    assert chapter.pretrained and chapter.label == "bert.small (pretrained)"
+    assert asset.url in chapter.message
+    assert asset_registry()["bert.small"].overridden == "D2L_ASSET_URL, D2L_ASSET_SHA1"
+    assert asset_registry()["bert.base"].sha1 == ASSETS["bert.base"].sha1
+
+
+@pytest.mark.parametrize("value", ["bert.small", "bert.small=123", "bert.huge=" + "a" * 40,
+                                   "bert.small=" + "g" * 40])
+def test_malformed_sha1_override_is_an_error(monkeypatch, value):
+    monkeypatch.setenv("D2L_ASSET_SHA1", value)
+    with pytest.raises(AssetError, match="D2L_ASSET_SHA1=.*NAME=SHA1"):
+        asset_registry()
+
+
+def test_corrupted_zip_is_an_error_naming_the_file_and_the_fix(tmp_path, monkeypatch, online):
+    zipped = small_zip(tmp_path / "server")
+    zipped.write_bytes(zipped.read_bytes()[:5000])  # truncated in transit
+    served_from(monkeypatch, tmp_path / "server")
+    with pytest.raises(ChecksumError) as err:  # the registered hash catches it
+        load_small(tmp_path)
+    assert "bert.small.torch.zip" in str(err.value) and FIX in str(err.value)
+    # even with its (wrong) hash accepted, a damaged zip stops the chapter
+    monkeypatch.setenv("D2L_ASSET_SHA1", f"bert.small={sha1sum(zipped)}")
+    with pytest.raises(AssetError, match="not a readable zip file") as err:
+        load_small(tmp_path)
+    cached = tmp_path / "cache" / "bert.small.torch.zip"
+    assert str(cached) in str(err.value) and FIX in str(err.value)
+    # a damaged file in the cache (the registered hash): named, with what to do
+    monkeypatch.delenv("D2L_ASSET_SHA1")
+    with pytest.raises(ChecksumError, match="Delete it and download again") as err:
+        load_small(tmp_path)
+    assert str(cached) in str(err.value) and FIX in str(err.value)
+
+
+def test_unreachable_asset_url_is_an_error_naming_the_url_and_the_fix(tmp_path, monkeypatch,
+                                                                      online):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("D2L_ASSET_URL", f"http://127.0.0.1:{port}/d2l-data/")
+    start = time.perf_counter()
+    with pytest.raises(AssetError) as err:
+        load_small(tmp_path)
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    assert f"http://127.0.0.1:{port}/d2l-data/bert.small.torch.zip" in message
+    assert "not reachable" in message and "set by D2L_ASSET_URL" in message
+    assert str(tmp_path / "cache" / "bert.small.torch.zip") in message and FIX in message
+
+
+@pytest.mark.parametrize("layout", ["extra top-level folder", "nested one level deeper",
+                                    "missing vocab.json"])
+def test_unexpected_zip_layout_is_an_error_naming_the_file_and_the_fix(tmp_path, monkeypatch,
+                                                                       online, layout):
+    if layout == "extra top-level folder":
+        zipped = small_zip(tmp_path / "server", extra={"__MACOSX/._vocab.json": b"x"})
+    elif layout == "nested one level deeper":
+        zipped = small_zip(tmp_path / "server", nested="bert.small/")
+    else:
+        zipped = tmp_path / "server" / "bert.small.torch.zip"
+        zipped.parent.mkdir()
+        write_zip(zipped, {"bert.small.torch/pretrained.params": b"x"})
+    served_from(monkeypatch, tmp_path / "server")
+    monkeypatch.setenv("D2L_ASSET_SHA1", f"bert.small={sha1sum(zipped)}")
+    with pytest.raises(AssetError, match="unexpected layout") as err:
+        load_small(tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "cache" / "bert.small.torch.zip") in message and FIX in message
+    assert "bert.small.torch/vocab.json, bert.small.torch/pretrained.params" in message

@@ -112,3 +112,22 @@ def test_the_pooler_option():
     assert default["trainable"] - frozen["trainable"] == 64 * 64 + 64
     with pytest.raises(MethodError, match="adapters"):
         method_config("lora", backend="adapters", pooler="train")
+
+
+def test_adapters_model_keeps_only_the_task_head(tmp_path):
+    """A hub checkpoint whose config names a masked-LM architecture (bert-base-uncased's says
+    BertForMaskedLM) loads into the `adapters` model with its MLM head as a "default" head.
+    Found by the rehearsal (tests/test_rehearsal.py): it was counted as trainable (LoRA 1,510,461
+    instead of the seed's 887,811), saved in checkpoints, and made active by a resume (a crash
+    on the MLM logits)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from d2l_utils.backbones import CONFIG_DIR, resolve_backbone
+    from d2l_utils.methods import build_model, method_config
+    from d2l_utils.tasks import get_task
+
+    BertForMaskedLM(BertConfig.from_json_file(CONFIG_DIR / "tiny-bert.json")).save_pretrained(
+        tmp_path / "pretraining-checkpoint")
+    backbone = resolve_backbone(str(tmp_path / "pretraining-checkpoint"))
+    model = build_model(backbone, get_task("mnli"), method_config("lora", backend="adapters"))
+    assert list(model.heads) == ["mnli"] and model.active_head == "mnli"

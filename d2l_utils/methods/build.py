@@ -54,6 +54,11 @@ def _adapters_model(backbone: Backbone, model_config, task: TaskSpec) -> nn.Modu
     model.add_classification_head(task.name, num_labels=task.num_labels, layers=2,
                                   id2label=model_config.id2label if task.num_labels > 1 else None,
                                   overwrite_ok=True)
+    # A hub checkpoint whose config names a masked-LM architecture (bert-base-uncased's) arrives
+    # with its MLM head as a "default" head: unused, yet trainable (counted) and saved in
+    # checkpoints, where a resume loads it and makes it the active head. Only the task's stays.
+    for name in [n for n in model.heads if n != task.name]:
+        model.delete_head(name)
     return model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profiles import tiny_profile
+from ..profiles import caps_note, profile_name
 
 
 def in_notebook() -> bool:
@@ -19,13 +19,20 @@ def in_notebook() -> bool:
 
 def profile_banner(**settings: Any) -> str:
     """Print (and return) what this notebook run is, so no number is read out of context."""
-    if tiny_profile():
-        head = ("Profile: TINY (D2L_TINY=1) - built-in fixtures and a tiny model, a few steps. "
-                "It checks that the chapter runs; its numbers are smoke tests, not results.")
+    profile = profile_name()
+    if profile == "tiny":
+        head = ("Profile: TINY (D2L_PROFILE=tiny or D2L_TINY=1) - built-in fixtures and a tiny "
+                "model, a few steps. It checks that the chapter runs; its numbers are smoke "
+                "tests, not results.")
+    elif profile == "cpu":
+        head = ("Profile: CPU (D2L_PROFILE=cpu) - the pretrained MiniLM-L6 on real data, a "
+                "budget a laptop finishes. Set D2L_PROFILE=tiny for a seconds-long smoke run.")
     else:
-        head = ("Profile: REAL - the chapter's full recipe (hub data and model). "
-                "Set D2L_TINY=1 for a seconds-long smoke run.")
-    lines = [head] + [f"  {key} = {value!r}" for key, value in settings.items()]
+        head = ("Profile: GPU - the chapter's full recipe (hub data and model, a Colab T4). "
+                "Set D2L_PROFILE=cpu for a laptop's budget, tiny for a seconds-long smoke run.")
+    caps = caps_note()
+    lines = [head] + ([caps] if caps else [])
+    lines += [f"  {key} = {value!r}" for key, value in settings.items()]
     text = "\n".join(lines)
     print(text)
     return text

@@ -30,12 +30,22 @@ def committed_records(pattern: str = "*", results_dir: str | os.PathLike | None 
                       ) -> list[dict[str, Any]]:
     """The committed real-run records whose file name matches `pattern` (sorted by name).
 
-    Each record gains a `record_file` key naming the file it came from.
+    Each record gains a `record_file` key naming the file it came from. A record of a capped
+    rehearsal (`caps`, from D2L_MAX_STEPS & co.) or of the tiny profile is not a result: it
+    raises `ValueError` naming the file. Profiles read as written: `real` (before the cpu/gpu
+    split), `cpu` or `gpu`.
     """
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
     records = []
     for path in sorted(folder.glob(f"{pattern}.json")):
         record = json.loads(path.read_text())
+        if record.get("caps"):
+            raise ValueError(f"{path}: a rehearsal run, capped by {record['caps']} "
+                             "(D2L_MAX_STEPS & co.): its numbers are not results. Remove it "
+                             "from results/records and commit a record of an uncapped run.")
+        if record.get("profile") == "tiny":
+            raise ValueError(f"{path}: a tiny-profile smoke run is not a result. Remove it from "
+                             "results/records.")
         record["record_file"] = path.name
         records.append(record)
     return records

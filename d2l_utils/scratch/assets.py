@@ -6,8 +6,15 @@ unpacks a zip next to it. Offline (an `*_OFFLINE` variable set, or the host not 
 a few seconds) both fail at once with an `AssetError` instead of hanging.
 
 `load_pretrained_bert("bert.small")` returns d2l's pretrained BERT and its vocabulary;
-`pretrained_or_random_bert` is what the chapter calls: the pretrained model when it can be had,
-otherwise a randomly initialised one of the same shape, and it says which.
+`pretrained_or_random_bert` is what the chapter calls: the pretrained model when one is named,
+a randomly initialised one only when none is (`PRETRAINED = None`). A named model that cannot be
+fetched, fails its checksum or is laid out unexpectedly stops the chapter with an `AssetError`
+that names the file, the URL and the fix: never a silent random init.
+
+`D2L_ASSET_URL` replaces the registry's base URL (a mirror, e.g. the rehearsal's local server);
+the registered SHA-1 still applies. A different file needs its hash said explicitly:
+`D2L_ASSET_SHA1="bert.small=<sha1>"` (several: comma-separated). `asset_registry()` is the
+registry with both applied; every function here looks names up in it by default.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from .snli import Vocab
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 # The variables that already mean "no network" for the hub (see hub.py), plus one of our own.
 CACHE_ENV = "D2L_CACHE_DIR"
+ASSET_URL_ENV = "D2L_ASSET_URL"  # base URL instead of DATA_URL (the file names stay)
+ASSET_SHA1_ENV = "D2L_ASSET_SHA1"  # "name=sha1[,name=sha1]": the only way to accept another file
 
 
 class AssetError(RuntimeError):
@@ -49,6 +58,7 @@ class Asset:
     sha1: str
     description: str = ""
     bert_config: BERTConfig | None = None
+    overridden: str = ""  # which environment variables changed url/sha1 ('' for the registry)
 
     @property
     def filename(self) -> str:
@@ -72,9 +82,45 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "d2l_utils")
 
 
+def sha1_overrides() -> dict[str, str]:
+    """`D2L_ASSET_SHA1` as {name: sha1}; an `AssetError` for a malformed value or unknown name."""
+    raw = os.environ.get(ASSET_SHA1_ENV, "").strip()
+    out = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, sha1 = item.partition("=")
+        name, sha1 = name.strip(), sha1.strip().lower()
+        if name not in ASSETS or len(sha1) != 40 or any(c not in "0123456789abcdef"
+                                                        for c in sha1):
+            raise AssetError(f"{ASSET_SHA1_ENV}={raw!r}: expected NAME=SHA1 (40 hex digits), "
+                             f"comma-separated, NAME one of {', '.join(ASSETS)}; e.g. "
+                             f"{ASSET_SHA1_ENV}=bert.small=<sha1 of your bert.small.torch.zip>")
+        out[name] = sha1
+    return out
+
+
+def asset_registry() -> dict[str, Asset]:
+    """`ASSETS` with `D2L_ASSET_URL` (base URL) and `D2L_ASSET_SHA1` (hashes) applied."""
+    base = os.environ.get(ASSET_URL_ENV, "").strip()
+    hashes = sha1_overrides()
+    out = {}
+    for name, asset in ASSETS.items():
+        changes: dict[str, str] = {}
+        if base:
+            changes["url"] = base.rstrip("/") + "/" + asset.filename
+        if name in hashes:
+            changes["sha1"] = hashes[name]
+        if changes:
+            named = [var for var, key in ((ASSET_URL_ENV, "url"), (ASSET_SHA1_ENV, "sha1"))
+                     if key in changes]
+            asset = replace(asset, overridden=", ".join(named), **changes)
+        out[name] = asset
+    return out
+
+
 def get_asset(name: str, registry: Mapping[str, Asset] | None = None) -> Asset:
-    """Look `name` up in `registry` (default `ASSETS`); the error lists the known names."""
-    registry = ASSETS if registry is None else registry
+    """Look `name` up in `registry` (default: `asset_registry()`, i.e. `ASSETS` with the
+    environment's overrides); the error lists the known names."""
+    registry = asset_registry() if registry is None else registry
     if name not in registry:
         raise AssetError(f"unknown asset {name!r}; known: {', '.join(registry)}")
     return registry[name]
@@ -105,12 +151,16 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / asset.filename
     if path.exists():
-        verify_sha1(path, asset.sha1)  # a cached file is used only if it is the right one
+        try:  # a cached file is used only if it is the right one
+            verify_sha1(path, asset.sha1)
+        except ChecksumError as err:
+            raise ChecksumError(f"{err} {_sha1_hint(name, asset)}") from None
         return path
     reason = offline_reason(asset.url, timeout)
     if reason is not None:
-        raise AssetError(f"cannot download {name!r} from {asset.url}: {reason}. To use it "
-                         f"offline, put the file at {path} (SHA-1 {asset.sha1}).")
+        raise AssetError(f"cannot download {name!r} from {asset.url}: {reason}. Make the URL "
+                         f"reachable (or set {ASSET_URL_ENV} to a server that has "
+                         f"{asset.filename}), or put the file at {path} (SHA-1 {asset.sha1}).")
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     try:
@@ -118,12 +168,19 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
         verify_sha1(partial, asset.sha1)
     except ChecksumError as err:
         partial.unlink(missing_ok=True)
-        raise ChecksumError(f"downloaded {asset.url} -> {err}") from None
+        raise ChecksumError(f"downloaded {asset.url} -> {err} {_sha1_hint(name, asset)}"
+                            ) from None
     except OSError as err:
         partial.unlink(missing_ok=True)
         raise AssetError(f"downloading {name!r} from {asset.url} failed: {err}") from err
     partial.replace(path)
     return path
+
+
+def _sha1_hint(name: str, asset: Asset) -> str:
+    """What to do about a checksum mismatch (the override only when the file is meant)."""
+    return (f"If {asset.url} deliberately serves another {asset.filename} (a mirror or your own "
+            f"build), accept its hash explicitly: {ASSET_SHA1_ENV}={name}=<its SHA-1>.")
 
 
 def _fetch(url: str, target: Path, desc: str) -> None:
@@ -171,6 +228,32 @@ def download_extract(name: str, cache_dir: str | os.PathLike | None = None,
     return target
 
 
+BERT_ZIP_FILES = ("vocab.json", "pretrained.params")
+
+
+def check_bert_zip_layout(archive: Path, asset: Asset) -> None:
+    """d2l's BERT zips hold one folder with `vocab.json` and `pretrained.params`, nothing else
+    at the top; anything else (an extra top-level folder, missing files, not a zip) is an
+    `AssetError` naming the file, what it holds and the fix."""
+    expected = ", ".join(f"{archive.name.removesuffix('.zip')}/{f}" for f in BERT_ZIP_FILES)
+    fix = (f"Delete {archive} and check what {asset.url} serves: d2l's layout is {expected}.")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+    except zipfile.BadZipFile as err:
+        raise AssetError(f"{archive} (from {asset.url}) is not a readable zip file ({err}). "
+                         f"{fix}") from None
+    top = sorted({n.split("/", 1)[0] for n in names})
+    folder = top[0] if len(top) == 1 and all("/" in n for n in names) else None
+    missing = [f for f in BERT_ZIP_FILES if folder is None or f"{folder}/{f}" not in names]
+    if folder is None or missing:
+        shown = ", ".join(names[:8]) + (f", ... ({len(names)} files)" if len(names) > 8 else "")
+        what = (f"{len(top)} top-level entries ({', '.join(top[:5])})" if folder is None
+                else f"no {', '.join(missing)} in {folder}/")
+        raise AssetError(f"{archive} (from {asset.url}) has an unexpected layout: {what}; it "
+                         f"holds {shown or 'nothing'}. {fix}")
+
+
 def load_pretrained_bert(name: str, cache_dir: str | os.PathLike | None = None,
                          dropout: float = 0.1, registry: Mapping[str, Asset] | None = None,
                          timeout: float = 3.0) -> tuple[BERTModel, Vocab]:
@@ -178,10 +261,8 @@ def load_pretrained_bert(name: str, cache_dir: str | os.PathLike | None = None,
     asset = get_asset(name, registry)
     if asset.bert_config is None:
         raise AssetError(f"asset {name!r} is not a BERT checkpoint")
+    check_bert_zip_layout(download(name, cache_dir, registry, timeout), asset)
     folder = download_extract(name, cache_dir, registry, timeout)
-    for needed in ("vocab.json", "pretrained.params"):
-        if not (folder / needed).is_file():
-            raise AssetError(f"{folder}: {needed} is missing from the {name!r} archive")
     vocab = Vocab.load_json(folder / "vocab.json")
     bert = BERTModel.from_config(len(vocab), replace(asset.bert_config, dropout=dropout))
     state = torch.load(folder / "pretrained.params", map_location="cpu", weights_only=True)
@@ -220,27 +301,32 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
                               dropout: float = 0.1, cache_dir: str | os.PathLike | None = None,
                               registry: Mapping[str, Asset] | None = None,
                               verbose: bool = True) -> ChapterBERT:
-    """d2l's pretrained BERT `name` when it can be had; otherwise random init, and say so.
+    """d2l's pretrained BERT `name`; a randomly initialised one only when `name` is None.
 
-    The random-init fallback has `name`'s shape (or `config`'s when `name` is None) and a
-    vocabulary built from `corpus` (tokenized sentences, read only when needed) with
-    `min_freq`.
+    A named model that cannot be had (no network, wrong checksum, unexpected zip layout, wrong
+    architecture) raises `AssetError` with the file, the URL and the fixes, one of which is
+    asking for random init explicitly (`name=None`, the chapter's `PRETRAINED = None`). The
+    random-init model has `config`'s shape and a vocabulary built from `corpus` (tokenized
+    sentences, read only when needed) with `min_freq`.
     """
-    reason = "no pretrained model was asked for"
+    reason = "no pretrained model was asked for (PRETRAINED = None)"
     if name is not None:
         asset = get_asset(name, registry)
         config = config or asset.bert_config
         try:
             bert, vocab = load_pretrained_bert(name, cache_dir, dropout, registry)
         except AssetError as err:
-            reason = str(err)
-        else:
-            message = (f"Loaded d2l's pretrained {name} ({config.describe()}; "
-                       f"{len(vocab):,}-token vocabulary; {count_parameters(bert):,} "
-                       "parameters).")
-            if verbose:
-                print(message)
-            return ChapterBERT(bert, vocab, config, True, message, name)
+            via = f", set by {asset.overridden}" if asset.overridden else ""
+            raise type(err)(
+                f"{err}\nd2l's pretrained {name} (from {asset.url}{via}) is needed for this "
+                f"run. Fix the download as said above, or ask for a randomly initialised BERT "
+                f"explicitly: PRETRAINED = None and CONFIG = BERT_CONFIGS[{name!r}] in the "
+                "parameter cell (not comparable with d2l's accuracy).") from None
+        message = (f"Loaded d2l's pretrained {name} from {asset.url} ({config.describe()}; "
+                   f"{len(vocab):,}-token vocabulary; {count_parameters(bert):,} parameters).")
+        if verbose:
+            print(message)
+        return ChapterBERT(bert, vocab, config, True, message, name)
     if config is None:
         raise ValueError("give a pretrained `name` or a `config` for the random-init model")
     config = replace(config, dropout=dropout)

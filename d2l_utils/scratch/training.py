@@ -8,17 +8,20 @@ training loss, training accuracy and test accuracy on a plot that redraws in pla
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from ..pages.notebook import in_notebook
+from ..profiles import capped, caps_note, rehearsal_caps
 from ..training.record import device_description
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -132,6 +135,8 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
     `plot=True` shows the live plot (outside notebooks: one figure drawn at the end, left open
     for `plt.savefig`); `plot_history(history)` redraws it at any time.
     """
+    train_iter, test_iter, epoch_batches = _apply_caps(train_iter, test_iter, num_epochs)
+    num_epochs = num_epochs if epoch_batches is None else len(epoch_batches)
     devices = list(devices or try_all_gpus())
     model = net.to(devices[0])
     if len(devices) > 1:
@@ -148,7 +153,9 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
         correct = torch.zeros((), dtype=torch.long, device=devices[0])
         seen = 0
         start = time.perf_counter()
-        bar = tqdm(train_iter, desc=f"epoch {epoch}/{num_epochs}", leave=False,
+        limit = None if epoch_batches is None else epoch_batches[epoch - 1]
+        batches = train_iter if limit is None else itertools.islice(train_iter, limit)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{num_epochs}", total=limit, leave=False,
                    disable=not progress)
         for step, batch in enumerate(bar, start=1):
             inputs, labels = _to(batch, devices[0])
@@ -181,6 +188,38 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
               f"{sum(history['examples_per_sec']) / num_epochs:.1f} examples/sec on "
               f"{history['device']}")
     return history
+
+
+def _apply_caps(train_iter: Sequence[Batch], test_iter: Iterable[Batch], num_epochs: int
+                ) -> tuple[Sequence[Batch], Iterable[Batch], list[int | None] | None]:
+    """The loaders and the batches of each epoch (None: all) under the rehearsal caps
+    (`D2L_MAX_STEPS`: at most that many steps in all, `D2L_MAX_BATCH_SIZE`,
+    `D2L_MAX_EVAL_SAMPLES`: the first examples of the test set); unchanged when none is set."""
+    caps = rehearsal_caps()
+    if not caps:
+        return train_iter, test_iter, None
+
+    def rebuilt(loader, max_samples=None):
+        if not isinstance(loader, DataLoader) or loader.batch_size is None:
+            return loader  # a custom batch sampler: only D2L_MAX_STEPS applies
+        dataset = loader.dataset
+        if max_samples is not None and len(dataset) > max_samples:
+            dataset = Subset(dataset, range(max_samples))
+        return DataLoader(dataset, capped(loader.batch_size, caps.get("max_batch_size")),
+                          shuffle=isinstance(loader.sampler, RandomSampler),
+                          collate_fn=loader.collate_fn, num_workers=loader.num_workers)
+
+    train_iter = rebuilt(train_iter)
+    test_iter = rebuilt(test_iter, caps.get("max_eval_samples"))
+    epoch_batches: list[int | None] = [None] * num_epochs
+    steps, per_epoch = caps.get("max_steps"), len(train_iter)
+    if steps is not None:
+        epoch_batches = []
+        while steps > 0 and len(epoch_batches) < num_epochs:
+            epoch_batches.append(min(steps, per_epoch))
+            steps -= per_epoch
+    print(caps_note(caps))
+    return train_iter, test_iter, epoch_batches
 
 
 def history_row(history: dict[str, Any], **labels: Any) -> dict[str, Any]:

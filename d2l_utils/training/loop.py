@@ -239,6 +239,8 @@ class Loop:
         state.batch_in_epoch = skip
         self._tick = time.perf_counter()
         for batch in loader:
+            if state.step >= self.total_steps:  # resumed from the last step's checkpoint
+                break
             loss = self.train_step(batch)
             state.step += 1
             state.batch_in_epoch += 1

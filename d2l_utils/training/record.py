@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
+from ..profiles import rehearsal_caps
+
 if TYPE_CHECKING:
     from .prepare import PreparedRun
 
@@ -105,6 +107,7 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
     record = {
         "task": task.name, "method": run.method.name, "model": args.model,
         "pretrained": run.backbone.pretrained, "profile": args.profile, "trainer": args.trainer,
+        "caps": rehearsal_caps(),  # D2L_MAX_STEPS & co.: a capped run is a rehearsal, no result
         "data": {"source": run.data_source,
                  "train_examples": len(run.data["train"]),
                  "eval_examples": {s: len(run.data[s]) for s in task.eval_splits}},
@@ -147,6 +150,8 @@ def summary_line(record: dict[str, Any]) -> str:
     main = record["main_metric"]
     params = record["params"]
     tag = " [tiny profile: smoke run, not a result]" if record["profile"] == "tiny" else ""
+    if record.get("caps"):
+        tag += " [rehearsal caps: not a result]"
     return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
             f"{main['name']}={main['value']:.4f} | trainable {params['trainable']:,} of "
             f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "

@@ -43,10 +43,18 @@ OUTPUT_ROOT_ENV = "D2L_OUTPUT_DIR"  # where runs go by default (runs/TASK-METHOD
 MIN_SEQ_LENGTH = 8  # room for the special tokens and a few word pieces of each sentence
 
 
+DRIVE = Path("/content/drive/MyDrive")  # Google Drive, when mounted in Colab
+DRIVE_RUNS = DRIVE / "bert-glue-book" / "runs"
+
+
 def runs_root() -> str:
-    """The folder default output folders go under: `$D2L_OUTPUT_DIR`, else `runs`. Test
-    harnesses point it at a fresh temporary folder so their runs never meet old ones."""
-    return os.environ.get(OUTPUT_ROOT_ENV, "").strip() or "runs"
+    """The folder default output folders go under: `$D2L_OUTPUT_DIR`; else, on Colab with
+    Google Drive mounted, a folder on Drive (checkpoints there survive a recycled runtime,
+    `/content` does not); else `runs`. Test harnesses point it at a fresh temporary folder."""
+    configured = os.environ.get(OUTPUT_ROOT_ENV, "").strip()
+    if configured:
+        return configured
+    return str(DRIVE_RUNS) if DRIVE.is_dir() else "runs"
 
 
 class OptionError(ValueError):
@@ -284,7 +292,9 @@ class RunArguments:
     adam_epsilon: float = field(default=1e-6, **_opt("AdamW epsilon", bounds=POSITIVE,
                                                      known_as=("eps", "epsilon")))
     max_grad_norm: float = field(default=1.0, **_opt(
-        "gradient clipping (0 disables)", bounds=AT_LEAST_0, known_as=("clip", "grad_clip")))
+        "gradient clipping (0 disables); the library loop clips the head (with the pooler) and "
+        "the method's parameters separately, each to this norm; --trainer hf and fastnlp clip "
+        "one global norm", bounds=AT_LEAST_0, known_as=("clip", "grad_clip")))
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(default="auto", **_opt(
         "auto: bf16 (or fp16) on GPU, fp32 on CPU", known_as=("fp16", "bf16", "precision")))
     group_by_length: bool = field(default=True, **_opt(

@@ -209,14 +209,15 @@ def test_chapter1_loop_is_capped(env, capsys):
 
 
 def test_banner_names_the_profile_and_the_caps(env):
-    from d2l_utils.pages.notebook import profile_banner
+    from d2l_utils.pages.notebook import banner_text, profile_banner
 
-    assert profile_banner(a=1).startswith("Profile: GPU")
+    assert banner_text(a=1).startswith("Profile: GPU")
     env(D2L_PROFILE="cpu", D2L_MAX_STEPS="2")
-    text = profile_banner(a=1)
+    text = banner_text(a=1)
     assert text.startswith("Profile: CPU") and "D2L_MAX_STEPS=2" in text and "a = 1" in text
     env(D2L_PROFILE="tiny")
-    assert profile_banner().startswith("Profile: TINY")
+    assert banner_text().startswith("Profile: TINY")
+    assert profile_banner() is None  # printed once, not echoed again as the cell's value
 
 
 def test_capped_run_record_and_results_page(env, tmp_path):
@@ -250,3 +251,18 @@ def test_committed_records_are_results():
     records = committed_records()
     assert records and all(not r.get("caps") and r["profile"] in ("real", "cpu", "gpu")
                            for r in records)
+
+
+def test_runs_go_to_drive_when_it_is_mounted(monkeypatch, tmp_path):
+    """On Colab with Drive mounted, default runs survive a recycled runtime; D2L_OUTPUT_DIR
+    wins; elsewhere `runs`."""
+    from d2l_utils import arguments
+
+    monkeypatch.delenv("D2L_OUTPUT_DIR", raising=False)
+    monkeypatch.setattr(arguments, "DRIVE", tmp_path / "missing")
+    assert arguments.runs_root() == "runs"
+    monkeypatch.setattr(arguments, "DRIVE", tmp_path)
+    monkeypatch.setattr(arguments, "DRIVE_RUNS", tmp_path / "bert-glue-book" / "runs")
+    assert arguments.runs_root() == str(tmp_path / "bert-glue-book" / "runs")
+    monkeypatch.setenv("D2L_OUTPUT_DIR", str(tmp_path / "mine"))
+    assert arguments.runs_root() == str(tmp_path / "mine")

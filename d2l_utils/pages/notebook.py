@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..arguments import runs_root
 from ..profiles import caps_note, profile_name
 
 
@@ -17,8 +18,8 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def profile_banner(**settings: Any) -> str:
-    """Print (and return) what this notebook run is, so no number is read out of context."""
+def banner_text(**settings: Any) -> str:
+    """What this notebook run is (profile, caps, where runs go, the chapter's settings)."""
     profile = profile_name()
     if profile == "tiny":
         head = ("Profile: TINY (D2L_PROFILE=tiny or D2L_TINY=1) - built-in fixtures and a tiny "
@@ -32,10 +33,15 @@ def profile_banner(**settings: Any) -> str:
                 "Set D2L_PROFILE=cpu for a laptop's budget, tiny for a seconds-long smoke run.")
     caps = caps_note()
     lines = [head] + ([caps] if caps else [])
+    lines.append(f"Runs, checkpoints and records go under {runs_root()} (D2L_OUTPUT_DIR).")
     lines += [f"  {key} = {value!r}" for key, value in settings.items()]
-    text = "\n".join(lines)
-    print(text)
-    return text
+    return "\n".join(lines)
+
+
+def profile_banner(**settings: Any) -> None:
+    """Print what this notebook run is, so no number is read out of context (printed once:
+    nothing is returned for the notebook to echo)."""
+    print(banner_text(**settings))
 
 
 def result_label(record: dict[str, Any]) -> str:

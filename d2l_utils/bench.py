@@ -1,13 +1,18 @@
-"""`python -m d2l_utils bench`: the same training job three ways, timed in one process.
+"""`python -m d2l_utils bench`: the same training job four ways, timed in one process.
 
 1. fixed padding: every example padded to `max_seq_length`, fp32, shuffled batches from a plain
    `DataLoader` and a minimal AdamW loop (the seeds' way);
 2. hf trainer: `transformers.Trainer` with `DataCollatorWithPadding` and default arguments;
-3. library loop: `train_with_loop` (length-grouped batches, dynamic padding; on a GPU bf16
-   autocast and fused AdamW).
+3. hf trainer + group_by_length: the same with `group_by_length=True`, the one flag an
+   experienced user sets (the Trainer's length-grouped sampler: mega-batches of 50 batches);
+4. library loop: `train_with_loop` (length-grouped batches in small mega-batches, dynamic
+   padding; on a GPU bf16 autocast and fused AdamW).
+
+Ways 2 and 3 differ in that one flag only, so together they show how much of the library loop's
+speed-up over the Trainer's defaults the flag alone gives (`hf_group_by_length_share`).
 
 Each way starts from the same seeded model and the same tokenized data, runs a few untimed
-warm-up steps, then `steps` timed optimizer steps. The same hooks measure all three: a forward
+warm-up steps, then `steps` timed optimizer steps. The same hooks measure all four: a forward
 pre-hook counts the examples and real (attention-mask) tokens of each training batch, and a
 global optimizer-step hook takes the time after the last warm-up step and after the last timed
 step. The output is a table and, last, one JSON line.
@@ -41,8 +46,9 @@ from .training.loop import train_with_loop
 from .training.prepare import PreparedRun, prepare_run
 from .training.record import command_line, device_description, library_versions, timestamp
 
-WAYS = ("fixed_padding", "hf_trainer", "library_loop")
+WAYS = ("fixed_padding", "hf_trainer", "hf_trainer_grouped", "library_loop")
 WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
+              "hf_trainer_grouped": "hf trainer + group_by_length",
               "library_loop": "library loop"}
 # Dense bf16/fp16 tensor-core peaks (FLOP/s) from the vendors' datasheets; first match wins.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
@@ -227,7 +233,7 @@ class StepMeter:
 
 
 # ---------------------------------------------------------------------------------------------
-# The three ways
+# The four ways
 
 
 def train_without_length(run: PreparedRun) -> Dataset:
@@ -259,14 +265,16 @@ def run_fixed_padding(run: PreparedRun, device: torch.device, total_steps: int) 
         optimizer.zero_grad(set_to_none=True)
 
 
-def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int) -> None:
-    """`transformers.Trainer` with `DataCollatorWithPadding` and default `TrainingArguments`."""
+def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int,
+                   group_by_length: bool = False) -> None:
+    """`transformers.Trainer` with `DataCollatorWithPadding` and default `TrainingArguments`
+    (with `group_by_length`: that one flag set, the Trainer measuring the lengths itself)."""
     args = run.args
     with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=args.batch_size,
             max_steps=total_steps, learning_rate=args.lr, seed=args.seed, report_to=[],
-            save_strategy="no",
+            save_strategy="no", group_by_length=group_by_length,
             # pass every column as the other ways do (peft models do not name token_type_ids)
             remove_unused_columns=False,
             disable_tqdm=True)  # cosmetic: no progress bar in the bench output
@@ -275,6 +283,11 @@ def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int) -> 
                           data_collator=DataCollatorWithPadding(run.tokenizer))
         trainer.remove_callback(PrinterCallback)  # keep stdout to the table and the JSON
         trainer.train()
+
+
+def run_hf_trainer_grouped(run: PreparedRun, device: torch.device, total_steps: int) -> None:
+    """The Trainer with `group_by_length=True`, everything else as `run_hf_trainer`."""
+    run_hf_trainer(run, device, total_steps, group_by_length=True)
 
 
 def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -> None:
@@ -288,7 +301,7 @@ def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -
 
 RUNNERS: dict[str, Callable[[PreparedRun, torch.device, int], None]] = {
     "fixed_padding": run_fixed_padding, "hf_trainer": run_hf_trainer,
-    "library_loop": run_library_loop}
+    "hf_trainer_grouped": run_hf_trainer_grouped, "library_loop": run_library_loop}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +374,7 @@ def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | N
 
 
 def bench(args: BenchArguments) -> dict[str, Any]:
-    """Run the three ways and return the report (the JSON line's content)."""
+    """Run the four ways and return the report (the JSON line's content)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     run = prepare_run(args.run_arguments())  # data and tokenizer, shared by all ways
@@ -374,6 +387,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
     peak = peak_flops(device, args.peak_tflops)
     add_flop_utilization(ways, params["total"], peak)
     library = ways["library_loop"]["examples_per_s"]
+    trainer, grouped = (ways[k]["examples_per_s"] for k in ("hf_trainer", "hf_trainer_grouped"))
     return {
         "model": run.args.model, "task": run.task.name, "method": run.method.name,
         "steps": args.steps, "untimed_steps": args.untimed_steps, "batch_size": args.batch_size,
@@ -386,10 +400,24 @@ def bench(args: BenchArguments) -> dict[str, Any]:
         "peak_flops_datasheet": datasheet_peak_flops(device),
         **ways,
         "ratio_vs_fixed_padding": round(library / ways["fixed_padding"]["examples_per_s"], 6),
-        "ratio_vs_hf_trainer": round(library / ways["hf_trainer"]["examples_per_s"], 6),
+        "ratio_vs_hf_trainer": round(library / trainer, 6),
+        "ratio_vs_hf_trainer_grouped": round(library / grouped, 6),
+        # the Trainer's group_by_length alone, x its defaults, and as a share of the loop's gain
+        "hf_group_by_length_speedup": round(grouped / trainer, 6),
+        "hf_group_by_length_share": group_by_length_share(trainer, grouped, library),
         "command": command_line(), "versions": library_versions(),
         "finished_at": timestamp(),
     }
+
+
+def group_by_length_share(trainer: float, grouped: float, library: float) -> float | None:
+    """How much of the library loop's gain over the Trainer's defaults (examples/s) the
+    Trainer's `group_by_length=True` alone gives: (grouped - trainer) / (library - trainer).
+    1.0: all of it; above 1: the flag alone is faster than the loop. None when the loop is
+    not faster than the Trainer's defaults (no gain to share)."""
+    if library <= trainer:
+        return None
+    return round((grouped - trainer) / (library - trainer), 4)
 
 
 def check_single_epoch(run: PreparedRun, args: BenchArguments) -> None:
@@ -403,21 +431,27 @@ def check_single_epoch(run: PreparedRun, args: BenchArguments) -> None:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The three ways side by side, and the library loop's speed-ups."""
+    """The four ways side by side, the library loop's speed-ups, and the Trainer flag's."""
     mfu = report["peak_flops"] is not None
-    header = (f"{'way':15s} {'examples/s':>11s} {'tokens/s':>10s} {'padding':>8s} "
+    header = (f"{'way':29s} {'examples/s':>11s} {'tokens/s':>10s} {'padding':>8s} "
               f"{'peak MB':>9s} {'wall s':>8s}" + (f" {'MFU':>7s}" if mfu else ""))
     lines = [f"bench: {report['task']} | {report['method']} | {report['model']} | "
              f"{report['steps']} steps x batch {report['batch_size']} (after "
              f"{report['untimed_steps']} untimed steps) | {report['device']}", header]
     for name in WAYS:
         way = report[name]
-        lines.append(f"{WAY_TITLES[name]:15s} {way['examples_per_s']:11.2f} "
+        lines.append(f"{WAY_TITLES[name]:29s} {way['examples_per_s']:11.2f} "
                      f"{way['tokens_per_s']:10.1f} {way['padding_share']:8.1%} "
                      f"{way['peak_memory_mb']:9.1f} {way['wall_s']:8.2f}"
                      + (f" {way['mfu']:7.2%}" if mfu else ""))
     lines.append(f"library loop: {report['ratio_vs_fixed_padding']:.2f}x fixed padding, "
-                 f"{report['ratio_vs_hf_trainer']:.2f}x hf trainer (examples/s)")
+                 f"{report['ratio_vs_hf_trainer']:.2f}x hf trainer, "
+                 f"{report['ratio_vs_hf_trainer_grouped']:.2f}x hf trainer + group_by_length "
+                 "(examples/s)")
+    share = report["hf_group_by_length_share"]
+    lines.append(f"hf trainer's group_by_length alone: {report['hf_group_by_length_speedup']:.2f}x "
+                 "its defaults" + (f", {share:.0%} of the library loop's gain over them"
+                                   if share is not None else ""))
     return "\n".join(lines)
 
 

@@ -36,6 +36,7 @@ from .checkpoints import (
     resume_command,
     save_checkpoint,
 )
+from .clipping import clip_by_group_, clip_groups
 from .evaluate import epoch_line, evaluate_model
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
@@ -166,6 +167,9 @@ class Loop:
             self.optimizer, num_warmup_steps=args.num_warmup_steps(self.total_steps),
             num_training_steps=self.total_steps)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # clipped separately (head and pooler | the method), so the untrained head's large
+        # gradient does not scale the method's steps down (training/clipping.py)
+        self.clip_groups = clip_groups(self.model)
         self.include_frozen = not run.backbone.pretrained
         self.run_args = asdict(args)
         self.state = LoopState()
@@ -203,7 +207,7 @@ class Loop:
         loss = self.model(**batch).loss
         self.accelerator.backward(loss)
         if self.args.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
+            clip_by_group_(self.clip_groups, self.args.max_grad_norm, self.accelerator)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

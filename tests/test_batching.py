@@ -1,0 +1,222 @@
+"""Length-grouped batches (every example once, seeded, little padding, well mixed) and gradient
+clipping by group (head and pooler | method). Synthetic lengths, tiny models: offline, seconds."""
+
+import random
+import statistics
+
+import pytest
+import torch
+import torch.nn as nn
+
+from d2l_utils.preprocessing import MEGA_BATCH, LengthGroupedBatchSampler
+from d2l_utils.training.clipping import clip_by_group_, clip_groups
+
+BATCH = 32
+
+
+def epoch(lengths, seed=0, epoch_=0, **options):
+    sampler = LengthGroupedBatchSampler(lengths, BATCH, seed=seed, **options)
+    sampler.set_epoch(epoch_)
+    return list(sampler)
+
+
+def padding_tokens(batches, lengths):
+    """Pad tokens of an epoch: each batch padded to its longest example."""
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b)
+               for b in batches)
+
+
+def genre_corpus(n=6000, seed=0):
+    """STS-B-like (its train file, tokenized): captions (35%, 21.7 +- 5.4 tokens), forum (8%,
+    25.3 +- 6.8) and news (57%; half as short as captions, half long: mean 31.9, 75th
+    percentile 43), so the long batches are news only when grouping is too sharp."""
+    rng = random.Random(seed)
+    genres, lengths = [], []
+    for _ in range(n):
+        genre = rng.choices((0, 1, 2), weights=(35, 8, 57))[0]
+        if genre == 2:
+            mean, sd = (21, 4) if rng.random() < 0.55 else (45, 14)
+        else:
+            mean, sd = ((21.7, 5.4), (25.3, 6.8))[genre]
+        genres.append(genre)
+        lengths.append(max(8, min(128, round(rng.gauss(mean, sd)))))
+    return lengths, genres
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 1000, 3 * 32 * MEGA_BATCH + 5])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_every_index_exactly_once_per_epoch(n, grouped):
+    lengths = [random.Random(n).randint(3, 120) for _ in range(n)]
+    for e in range(3):
+        batches = epoch(lengths, seed=7, epoch_=e, group_by_length=grouped)
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == list(range(n))
+        assert len(batches) == len(LengthGroupedBatchSampler(lengths, BATCH)) == -(-n // BATCH)
+        assert all(1 <= len(b) <= BATCH for b in batches)
+
+
+def test_order_depends_only_on_seed_and_epoch():
+    lengths, _ = genre_corpus(2000)
+    first = epoch(lengths, seed=3, epoch_=1)
+    torch.manual_seed(12345)  # the global RNGs play no part
+    random.seed(99)
+    assert epoch(lengths, seed=3, epoch_=1) == first
+    assert epoch(lengths, seed=3, epoch_=2) != first
+    assert epoch(lengths, seed=4, epoch_=1) != first
+    sampler = LengthGroupedBatchSampler(lengths, BATCH, seed=3)
+    list(sampler)  # iterating does not advance anything: set_epoch does
+    sampler.set_epoch(1)
+    assert list(sampler) == first == list(sampler)
+
+
+def test_pads_far_less_than_random_batches_on_skewed_lengths():
+    rng = random.Random(1)
+    lengths = [min(128, max(5, round(rng.lognormvariate(3.0, 0.6)))) for _ in range(8000)]
+    grouped, shuffled = epoch(lengths), epoch(lengths, group_by_length=False)
+    assert padding_tokens(shuffled, lengths) > 1.5 * sum(lengths)  # 2/3 of the tokens: padding
+    assert padding_tokens(grouped, lengths) < 0.5 * padding_tokens(shuffled, lengths)
+    # larger mega-batches pad less still (and mix less: the next tests)
+    assert padding_tokens(epoch(lengths, mega_batch=50), lengths) < padding_tokens(grouped,
+                                                                                 lengths)
+
+
+def label_mean_spread(batches, labels):
+    return statistics.pstdev([statistics.fmean(labels[i] for i in b)
+                              for b in batches if len(b) == BATCH])
+
+
+def test_batches_mix_labels_that_go_with_length():
+    """Labels correlated with length (about +0.3, STS-B has +0.21): the spread of the batch
+    label means is not much larger than with random batches (averaged over epochs)."""
+    rng = random.Random(2)
+    lengths = [rng.randint(8, 60) for _ in range(8000)]
+    labels = [1.0 if rng.random() < 0.3 + 0.4 * (n - 8) / 52 else 0.0 for n in lengths]
+    assert 0.2 < statistics.correlation(lengths, labels) < 0.4
+
+    def spread(**options):
+        return statistics.fmean(label_mean_spread(epoch(lengths, epoch_=e, **options), labels)
+                                for e in range(4))
+
+    random_spread = spread(group_by_length=False)
+    assert spread() < 1.6 * random_spread
+    assert spread() < spread(mega_batch=50)
+
+
+def test_few_batches_of_one_genre():
+    """Where length goes with genre, 50-batch mega-batches (the Trainer's) make one batch in
+    six of one genre (>= 90%); the default's batches stay mixed (real STS-B: 16% vs 1%)."""
+    lengths, genres = genre_corpus()
+
+    def one_genre_share(**options):
+        shares = []
+        for e in range(3):
+            full = [b for b in epoch(lengths, epoch_=e, **options) if len(b) == BATCH]
+            shares.append(sum(max(sum(genres[i] == g for i in b) for g in range(3))
+                              >= 0.9 * BATCH for b in full) / len(full))
+        return statistics.fmean(shares)
+
+    assert one_genre_share(group_by_length=False) == 0
+    assert one_genre_share(mega_batch=50) > 0.12
+    assert one_genre_share() < 0.04
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="batch-size"):
+        LengthGroupedBatchSampler([5, 6], 0)
+    with pytest.raises(ValueError, match="mega_batch"):
+        LengthGroupedBatchSampler([5, 6], 2, mega_batch=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clipping by group
+
+
+class Toy(nn.Module):
+    """The names that matter: an encoder (with LoRA-like and frozen parts), BERT's pooler and
+    a classifier head, as a peft-wrapped BERT names them."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(4, 4)
+        self.lora_A = nn.Linear(4, 2, bias=False)
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+        self.bert = nn.Module()
+        self.bert.pooler = nn.Module()
+        self.bert.pooler.dense = nn.Linear(4, 4)
+        self.classifier = nn.Module()
+        self.classifier.modules_to_save = nn.Linear(4, 1)
+
+
+def set_grads(params, norm):
+    """Give `params` gradients of total norm `norm`."""
+    count = sum(p.numel() for p in params)
+    for p in params:
+        p.grad = torch.full_like(p, norm / count ** 0.5)
+
+
+def total_norm(params):
+    return torch.norm(torch.stack([p.grad.norm() for p in params])).item()
+
+
+def test_groups_are_head_and_pooler_versus_the_method():
+    model = Toy()
+    groups = clip_groups(model)
+    named = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(named[id(p)] for p in groups["head"]) == [
+        "bert.pooler.dense.bias", "bert.pooler.dense.weight",
+        "classifier.modules_to_save.bias", "classifier.modules_to_save.weight"]
+    assert sorted(named[id(p)] for p in groups["method"]) == [
+        "encoder.bias", "encoder.weight", "lora_A.weight"]  # frozen parameters in neither
+    model.encoder.requires_grad_(False)
+    model.lora_A.requires_grad_(False)
+    assert list(clip_groups(model)) == ["head"]  # no empty groups
+
+
+def test_each_group_is_clipped_to_max_norm_on_its_own():
+    model = Toy()
+    groups = clip_groups(model)
+    set_grads(groups["head"], 8.0)  # an untrained regression head: large gradients
+    set_grads(groups["method"], 0.4)  # LoRA's: small
+    norms = clip_by_group_(groups, 1.0)
+    assert norms["head"].item() == pytest.approx(8.0, rel=1e-5)
+    assert norms["method"].item() == pytest.approx(0.4, rel=1e-5)
+    assert total_norm(groups["head"]) == pytest.approx(1.0, rel=1e-4)  # clipped
+    assert total_norm(groups["method"]) == pytest.approx(0.4, rel=1e-5)  # untouched
+    # one global norm would have divided the method's gradients by ~8 too
+    set_grads(groups["head"], 8.0)
+    everything = groups["head"] + groups["method"]
+    torch.nn.utils.clip_grad_norm_(everything, 1.0)
+    assert total_norm(groups["method"]) < 0.06
+    # both large: both clipped, each to the limit
+    set_grads(groups["head"], 3.0)
+    set_grads(groups["method"], 5.0)
+    clip_by_group_(groups, 0.5)
+    assert total_norm(groups["head"]) == pytest.approx(0.5, rel=1e-4)
+    assert total_norm(groups["method"]) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_the_loop_clips_by_group(tmp_path, monkeypatch):
+    """The library loop hands its per-group clipping the groups of the real (peft) model."""
+    from d2l_utils.arguments import RunArguments
+    from d2l_utils.training import loop as loop_module
+    from d2l_utils.training.prepare import prepare_run
+
+    run = prepare_run(RunArguments(task="stsb", method="lora", pooler="train", tiny=True,
+                                   max_steps=2, output_dir=str(tmp_path), progress=False,
+                                   save_model=False))
+    calls = []
+
+    def spy(groups, max_norm, accelerator=None):
+        calls.append(({k: len(v) for k, v in groups.items()}, max_norm))
+        return clip_by_group_(groups, max_norm, accelerator)
+
+    monkeypatch.setattr(loop_module, "clip_by_group_", spy)
+    loop = loop_module.Loop(run)
+    names = {id(p): n for n, p in loop.model.named_parameters()}
+    head = [names[id(p)] for p in loop.clip_groups["head"]]
+    assert head and all(("classifier" in n or "pooler" in n) for n in head)
+    assert any("pooler" in n for n in head)
+    assert all("lora_" in names[id(p)] for p in loop.clip_groups["method"])
+    loop.run()
+    assert len(calls) == 2 and calls[0][1] == 1.0

@@ -22,7 +22,7 @@ import types
 from pathlib import Path
 from typing import Callable
 
-PAUSE_ENV = "D2L_PAUSE_AT_STEP"  # the loop's testing hook; step 0 pauses before any import
+from .profiles import PAUSE_ENV
 
 
 def usage_errors() -> tuple[type[BaseException], ...]:

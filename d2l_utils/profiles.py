@@ -156,3 +156,8 @@ def caps_note(caps: dict[str, int] | None = None) -> str:
     shown = ", ".join(f"{var}={caps[key]}" for var, key in CAP_ENV.items() if key in caps)
     return (f"REHEARSAL CAPS: {shown}. Every trainer stops early and evaluates on a subset: the "
             "numbers are a rehearsal of the pipeline, not results.")
+
+
+# The testing hook of interruption tests: after step N (0: before any heavy import) a run prints
+# "paused at step N" and waits for a signal, so a test kills or interrupts it at a known point.
+PAUSE_ENV = "D2L_PAUSE_AT_STEP"

@@ -21,9 +21,9 @@ from d2l_utils.arguments import EvaluateArguments, OptionError, RunArguments, ru
 from d2l_utils.cli import main
 from d2l_utils.fixtures import write_fixtures
 from d2l_utils.metrics import MetricError, compute_metrics
+from d2l_utils.profiles import PAUSE_ENV
 from d2l_utils.tasks import get_task
 from d2l_utils.training.checkpoints import list_checkpoints, save_checkpoint
-from d2l_utils.training.loop import PAUSE_ENV
 from d2l_utils.training.prepare import folder_lock
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import pytest
 from safetensors.torch import load_file
 
 from d2l_utils.cli import main
+from d2l_utils.profiles import PAUSE_ENV
 from d2l_utils.training.checkpoints import latest_checkpoint, list_checkpoints
-from d2l_utils.training.loop import PAUSE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 # MiniLM makes each step take a fraction of a second on CPU, so a kill lands mid-run.

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
-from .bert import BERT_CONFIGS, BERTConfig, BERTModel, count_parameters
+from .bert import BERT_CONFIGS, BERTConfig, BERTModel, num_parameters
 from .snli import Vocab
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
@@ -323,7 +323,7 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
                 f"explicitly: PRETRAINED = None and CONFIG = BERT_CONFIGS[{name!r}] in the "
                 "parameter cell (not comparable with d2l's accuracy).") from None
         message = (f"Loaded d2l's pretrained {name} from {asset.url} ({config.describe()}; "
-                   f"{len(vocab):,}-token vocabulary; {count_parameters(bert):,} parameters).")
+                   f"{len(vocab):,}-token vocabulary; {num_parameters(bert):,} parameters).")
         if verbose:
             print(message)
         return ChapterBERT(bert, vocab, config, True, message, name)

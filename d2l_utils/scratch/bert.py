@@ -280,7 +280,7 @@ class BERTClassifier(nn.Module):
         return self.output(self.hidden(encoded[:, 0, :]))
 
 
-def count_parameters(module: nn.Module) -> int:
+def num_parameters(module: nn.Module) -> int:
     """Number of scalar parameters in `module`."""
     return sum(p.numel() for p in module.parameters())
 

@@ -26,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..precision import resolve_precision
 from ..preprocessing import LengthGroupedBatchSampler, make_collator
+from ..profiles import PAUSE_ENV
 from .checkpoints import (
     apply_checkpoint,
     check_disk_space,
@@ -41,8 +42,6 @@ from .evaluate import epoch_line, evaluate_model
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
 from .saving import trainable_state_dict
-
-PAUSE_ENV = "D2L_PAUSE_AT_STEP"
 
 
 @dataclass
@@ -145,8 +144,10 @@ class Loop:
         collate = make_collator(run.tokenizer,
                                 pad_to_multiple_of=8 if self.device.type == "cuda" else None)
         train_ds = run.data["train"]
+        # the labels let the sampler keep batches mixed where length goes with the label
         sampler = LengthGroupedBatchSampler(train_ds["length"], args.batch_size, seed=args.seed,
-                                            group_by_length=args.group_by_length)
+                                            group_by_length=args.group_by_length,
+                                            labels=train_ds["labels"])
         # Own generator: starting an epoch must not draw from the global RNG (dropout), or a
         # resumed run would diverge from an uninterrupted one.
         train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,

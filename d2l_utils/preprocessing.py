@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from datasets import DatasetDict
 from torch.utils.data import Sampler
@@ -45,33 +46,83 @@ def make_collator(tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | 
     return collate
 
 
-# Mega-batch size (in batches) of the length-grouped sampler, measured on the real STS-B and SST-2
-# train files with MiniLM's tokenizer and batch 32 (tools/batching_study.py padding; the numbers
-# are in benchmarks/RESULTS.md). With 50 (the HF Trainer's choice) 4-5% of the padded tokens are
-# padding, but 16% of STS-B's batches are >= 90% one genre (0% with random batches) and batch
-# label means spread 1.64x as much as random batches'. Mega-batches of 5 to 50 batches all do
-# that; 3 is the largest that does not (1% one-genre batches, 1.47x spread) and still computes
-# 0.60x / 0.57x the padded tokens of random batches on STS-B / SST-2 (50: 0.42x / 0.35x).
-MEGA_BATCH = 3
+# How length-grouped batches are made: a seeded permutation is cut into mega-batches of
+# `mega_batch` batches, each sorted by length. Large mega-batches pad least, but each batch is then
+# a narrow length stratum, and where length goes with the label the batches are not mixed. Measured
+# on the real train files with MiniLM's tokenizer, batch 32 (tools/batching_study.py padding;
+# benchmarks/RESULTS.md): on STS-B (length explains 5% of the score's variance) mega-batches of 5
+# to 50 batches all make the batch label means spread 1.6x as much as random batches' and 14-16%
+# of the batches >= 90% one genre (random: 0%); 3 batches: 1.47x and 1%, with 0.60x the padded
+# tokens of random batches (50: 0.42x). On SST-2 and CoLA (length explains < 1%) every size mixes
+# alike (1.16x, 1.0x), so 50 costs nothing there and pads least (SST-2: 0.35x, 3: 0.57x).
+# So the sampler looks at the data (`choose_mega_batch`): 50 where length-sorted batches would
+# stay mixed, 3 where they would not.
+MEGA_BATCH_LARGE, MEGA_BATCH = 50, 3
+MAX_LABEL_SPREAD = 1.25  # predicted spread of fully length-sorted batches' label means vs random
+
+
+def _label_columns(labels: np.ndarray) -> np.ndarray:
+    """Regression labels as one column; class ids as one indicator column per class (the class
+    shares of a batch are what mixing is about: a mean of class ids means nothing)."""
+    values = np.unique(labels)
+    if len(values) <= 20 and np.all(values == np.round(values)):
+        return (labels[:, None] == values[None, :]).astype(np.float64)
+    return labels[:, None].astype(np.float64)
+
+
+def length_label_share(lengths, labels, bins: int = 20) -> float:
+    """The share of the labels' variance that length explains (eta squared over up to `bins`
+    length-quantile bins, less its expected value for unrelated labels; class labels: the
+    largest share over the classes' indicators). STS-B 0.05, SST-2 0.007, CoLA 0.0."""
+    lengths = np.asarray(lengths)
+    columns = _label_columns(np.asarray(labels, dtype=np.float64))
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, bins + 1))[1:-1])
+    groups = np.searchsorted(edges, lengths, side="right")
+    counts = np.bincount(groups)
+    used = counts > 0
+    shares = []
+    for y in columns.T:
+        total = ((y - y.mean()) ** 2).sum()
+        if total == 0:
+            continue
+        means = np.bincount(groups, weights=y)[used] / counts[used]
+        between = (counts[used] * (means - y.mean()) ** 2).sum()
+        shares.append(between / total - (used.sum() - 1) / (len(y) - 1))
+    return max(0.0, max(shares, default=0.0))
+
+
+def choose_mega_batch(lengths, labels, batch_size: int) -> int:
+    """`MEGA_BATCH_LARGE` (50) when batches sorted by length would still be mixed, else
+    `MEGA_BATCH` (3). Batches cut from one length stratum have label means that spread about
+    sqrt(1 + batch_size * share) times as much as random batches' (`share`: what length explains
+    of the labels' variance, `length_label_share`); up to `MAX_LABEL_SPREAD` that is no worse than
+    SST-2's (1.16x measured), where 50 costs nothing. STS-B at batch 32: 1.6 (measured 1.64x).
+    Fewer than 8 full batches: `MEGA_BATCH`."""
+    if len(lengths) < 8 * batch_size:
+        return MEGA_BATCH
+    share = length_label_share(lengths, labels)
+    return MEGA_BATCH_LARGE if math.sqrt(1 + batch_size * share) <= MAX_LABEL_SPREAD else MEGA_BATCH
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Shuffled batches of examples of similar length, so dynamic padding wastes little, yet
-    mixed enough that training does not notice (see `MEGA_BATCH`).
+    mixed like random batches where length goes with the label.
 
     Each epoch: a seeded permutation is cut into mega-batches of `mega_batch` batches, each
-    sorted by length and split into batches; the batches are then shuffled. Small mega-batches
-    keep most of the padding savings while each batch stays a broad slice of the data: with 50,
-    a batch is one 2% length quantile of 1,600 examples, and where length goes with genre or
-    label (STS-B) whole batches become one genre. The order depends only on (seed, epoch), so a
-    run can be resumed at any batch. `group_by_length=False`: plain shuffled batches.
+    sorted by length and split into batches; the batches are then shuffled. The mega-batch size
+    is given, or chosen from `labels` (`choose_mega_batch`: 50 on SST-2 and CoLA, 3 on STS-B),
+    else `MEGA_BATCH` (3). The order depends only on (seed, epoch), so a run can be
+    resumed at any batch. `group_by_length=False`: plain shuffled batches.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int = 0,
-                 group_by_length: bool = True, mega_batch: int | None = None):
-        mega_batch = MEGA_BATCH if mega_batch is None else mega_batch  # read when built
+                 group_by_length: bool = True, mega_batch: int | None = None,
+                 labels: list[float] | None = None):
         if batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+        if mega_batch is None:
+            mega_batch = (choose_mega_batch(lengths, labels, batch_size)
+                          if labels is not None and group_by_length else MEGA_BATCH)
         if mega_batch < 1:
             raise ValueError(f"mega_batch must be at least 1, got {mega_batch}")
         self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed

@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from d2l_utils.preprocessing import MEGA_BATCH, LengthGroupedBatchSampler
+from d2l_utils.preprocessing import (
+    MEGA_BATCH,
+    LengthGroupedBatchSampler,
+    choose_mega_batch,
+    length_label_share,
+)
 from d2l_utils.training.clipping import clip_by_group_, clip_groups
 
 BATCH = 32
@@ -120,6 +125,29 @@ def test_few_batches_of_one_genre():
     assert one_genre_share() < 0.04
 
 
+def test_the_mega_batch_size_is_chosen_from_the_labels():
+    """50 (least padding) where length-sorted batches would still be mixed, 3 where the labels
+    go with length; the choice depends only on the data and the batch size."""
+    rng = random.Random(3)
+    lengths = [rng.randint(8, 60) for _ in range(6000)]
+    unrelated = [float(rng.random() < 0.5) for _ in lengths]
+    scores = [0.23 * 5 * (n - 8) / 52 + rng.uniform(0, 5) for n in lengths]  # STS-B: 0.05
+    three_classes = [float(rng.random() < 0.2 + 0.6 * (n > 34)) + float(rng.random() < 0.3)
+                     for n in lengths]
+    assert length_label_share(lengths, unrelated) < 0.002
+    assert 0.03 < length_label_share(lengths, scores) < 0.08
+    assert choose_mega_batch(lengths, unrelated, 32) == 50
+    assert choose_mega_batch(lengths, scores, 32) == 3
+    assert choose_mega_batch(lengths, scores, 4) == 50  # a small batch is noisy anyway
+    assert choose_mega_batch(lengths, three_classes, 32) == 3  # class shares, not class ids
+    assert choose_mega_batch(lengths[:100], unrelated[:100], 32) == MEGA_BATCH  # too few
+    sampler = LengthGroupedBatchSampler(lengths, 32, labels=scores)
+    assert sampler.mega_batch == 3
+    assert LengthGroupedBatchSampler(lengths, 32, labels=unrelated).mega_batch == 50
+    assert LengthGroupedBatchSampler(lengths, 32, labels=scores, mega_batch=7).mega_batch == 7
+    assert LengthGroupedBatchSampler(lengths, 32).mega_batch == MEGA_BATCH == 3
+
+
 def test_options_are_checked():
     with pytest.raises(ValueError, match="batch-size"):
         LengthGroupedBatchSampler([5, 6], 0)
@@ -205,7 +233,14 @@ def test_the_loop_clips_by_group(tmp_path, monkeypatch):
     run = prepare_run(RunArguments(task="stsb", method="lora", pooler="train", tiny=True,
                                    max_steps=2, output_dir=str(tmp_path), progress=False,
                                    save_model=False))
-    calls = []
+    calls, samplers = [], []
+
+    class SpySampler(LengthGroupedBatchSampler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            samplers.append(kwargs)
+
+    monkeypatch.setattr(loop_module, "LengthGroupedBatchSampler", SpySampler)
 
     def spy(groups, max_norm, accelerator=None):
         calls.append(({k: len(v) for k, v in groups.items()}, max_norm))
@@ -213,6 +248,7 @@ def test_the_loop_clips_by_group(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop_module, "clip_by_group_", spy)
     loop = loop_module.Loop(run)
+    assert samplers[0]["labels"] == run.data["train"]["labels"]  # to choose the mega-batch
     names = {id(p): n for n, p in loop.model.named_parameters()}
     head = [names[id(p)] for p in loop.clip_groups["head"]]
     assert head and all(("classifier" in n or "pooler" in n) for n in head)

@@ -68,19 +68,19 @@ def tokenized(task_name: str, data_dir: str, max_seq_length: int = 128):
     return list(data["length"]), [float(y) for y in data["labels"]], genres
 
 
-def candidates() -> dict[str, Callable[[list[int], int], Iterable[list[int]]]]:
-    """name -> f(lengths, seed) giving one epoch of batches."""
+def candidates() -> dict[str, Callable[[list[int], list[float], int], Iterable[list[int]]]]:
+    """name -> f(lengths, labels, seed) giving one epoch of batches."""
     from d2l_utils.preprocessing import LengthGroupedBatchSampler
 
     def sampler(**options):
-        return lambda lengths, seed: LengthGroupedBatchSampler(lengths, BATCH, seed=seed,
-                                                               **options)
+        return lambda lengths, labels, seed: LengthGroupedBatchSampler(lengths, BATCH, seed=seed,
+                                                                       **options)
 
     def jitter_sort(spread: float):
         """Sort the whole epoch by length x (1 + uniform noise), cut, shuffle the batches."""
         import torch
 
-        def batches(lengths, seed):
+        def batches(lengths, labels, seed):
             g = torch.Generator().manual_seed(seed)
             noise = (torch.rand(len(lengths), generator=g) * 2 - 1) * spread
             key = torch.tensor(lengths, dtype=torch.float) * (1 + noise)
@@ -89,7 +89,10 @@ def candidates() -> dict[str, Callable[[list[int], int], Iterable[list[int]]]]:
             return [cut[i] for i in torch.randperm(len(cut), generator=g)]
         return batches
 
-    found = {"random": sampler(group_by_length=False)}
+    found = {"random": sampler(group_by_length=False),
+             # the default: the sampler chooses the mega-batch size from the labels
+             "default (chosen)": lambda lengths, labels, seed: LengthGroupedBatchSampler(
+                 lengths, BATCH, seed=seed, labels=labels)}
     for mega in (50, 20, 10, 5, 4, 3, 2):
         found[f"mega {mega}"] = sampler(mega_batch=mega)
     for spread in (0.25, 0.5):
@@ -125,11 +128,16 @@ def padding_study(data_dir: str, tasks: list[str], seeds: list[int]) -> list[dic
     rows = []
     for task in tasks:
         lengths, labels, genres = tokenized(task, data_dir)
+        from d2l_utils.preprocessing import choose_mega_batch, length_label_share
+
         print(f"{task}: {len(lengths)} examples, mean length {statistics.fmean(lengths):.1f}, "
-              f"corr(length, label) {statistics.correlation(lengths, labels):+.3f}", flush=True)
+              f"corr(length, label) {statistics.correlation(lengths, labels):+.3f}, length "
+              f"explains {length_label_share(lengths, labels):.4f} of the label variance; "
+              f"chosen mega-batch at batch {BATCH}: "
+              f"{choose_mega_batch(lengths, labels, BATCH)}", flush=True)
         measured = {}
         for name, make in candidates().items():
-            per_seed = [measure(list(make(lengths, seed)), lengths, labels, genres)
+            per_seed = [measure(list(make(lengths, labels, seed)), lengths, labels, genres)
                         for seed in seeds]
             measured[name] = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
         base = measured["random"]
@@ -342,7 +350,9 @@ def train(argv: list[str]) -> int:
 
     if "--mega-batch" in argv:
         at = argv.index("--mega-batch")
-        preprocessing.MEGA_BATCH = int(argv[at + 1])
+        size = int(argv[at + 1])
+        preprocessing.MEGA_BATCH = size
+        preprocessing.choose_mega_batch = lambda *args, **kwargs: size
         argv = argv[:at] + argv[at + 2:]
     return cli_main(["train", *argv])
 

@@ -82,21 +82,23 @@ def test_bert_base_prompt_counts_match_the_formulas():
 
 
 def test_fastnlp_trainer_learns_with_a_pretrained_model(tmp_path):
-    """P-Tuning v2 on pretrained MiniLM, 2 epochs of the SST-2 fixture (no warmup, the default
-    lr): dev accuracy rises from chance and the training loss falls."""
+    """P-Tuning v2 on pretrained MiniLM, 3 epochs of the SST-2 fixture (no warmup, the default
+    lr): dev accuracy rises from chance and the training loss falls. (2 epochs were enough only
+    while the 56 examples were batched fully sorted by length; with batches mixed as the library
+    now makes them, 14 steps are too few.)"""
     record = train_with_fastnlp(tiny_args(tmp_path, model="minilm-l6", method="ptuning-v2",
-                                          epochs=2, warmup_ratio=0.0, log_every=1),
+                                          epochs=3, warmup_ratio=0.0, log_every=1),
                                 verbose=False)
     history = record["history"]
     accuracies = [h["validation"]["accuracy"] for h in history]
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     assert accuracies[-1] >= 0.75 and accuracies[-1] > accuracies[0], accuracies
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert record["trainer"] == "fastnlp" and record["steps"] == 14
+    assert record["trainer"] == "fastnlp" and record["steps"] == 21
     assert record["metrics"]["validation"]["accuracy"] == accuracies[-1]
     assert record["main_metric"]["value"] == accuracies[-1]
     assert record["train_examples_per_s"] > 0 and record["wall_time_s"] > 0
-    assert len(record["loss_log"]) == 14
+    assert len(record["loss_log"]) == 21
     on_disk = json.loads((tmp_path / "record.json").read_text())
     assert on_disk["history"] == history
     # the record is drawn and tabulated like any library run

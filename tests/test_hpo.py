@@ -159,7 +159,8 @@ def test_model_init_is_a_function_building_fresh_models():
         objective({"eval_loss": 0.1})
 
 
-def test_search_arguments_subset_and_output_dir():
+def test_search_arguments_subset_and_output_dir(monkeypatch):
+    monkeypatch.delenv("D2L_OUTPUT_DIR", raising=False)  # default runs/ (notebook sessions set it)
     args = search_arguments(RunArguments(task="cola", model="minilm-l6"), train_fraction=0.1,
                             max_eval_samples=500)
     assert args.max_train_samples == 855 and args.max_eval_samples == 500

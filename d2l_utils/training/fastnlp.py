@@ -93,7 +93,8 @@ def make_dataloaders(run: PreparedRun, pad_to_multiple_of: int | None = None
     collate = _dict_collator(run.tokenizer, pad_to_multiple_of)
     train = run.data["train"]
     sampler = LengthGroupedBatchSampler(train["length"], args.batch_size, seed=args.seed,
-                                        group_by_length=args.group_by_length)
+                                        group_by_length=args.group_by_length,
+                                        labels=train["labels"])  # the loop's batching rule
     train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
     eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
                                       collate_fn=collate)

@@ -5,8 +5,9 @@
 2. hf trainer: `transformers.Trainer` with `DataCollatorWithPadding` and default arguments;
 3. hf trainer + group_by_length: the same with `group_by_length=True`, the one flag an
    experienced user sets (the Trainer's length-grouped sampler: mega-batches of 50 batches);
-4. library loop: `train_with_loop` (length-grouped batches in small mega-batches, dynamic
-   padding; on a GPU bf16 autocast and fused AdamW).
+4. library loop: `train_with_loop` (length-grouped batches whose mega-batch size the sampler
+   chooses from the labels: 50 batches, or 3 where length goes with the label; dynamic padding,
+   fused AdamW; on a GPU bf16 autocast).
 
 Ways 2 and 3 differ in that one flag only, so together they show how much of the library loop's
 speed-up over the Trainer's defaults the flag alone gives (`hf_group_by_length_share`).

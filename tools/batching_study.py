@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 MODEL = "minilm-l6"
 BATCH = 32
+CHECKPOINTS = "checkpoints"  # d2l_utils.training.checkpoints.CHECKPOINT_DIR
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,10 +264,11 @@ def run_one(args: argparse.Namespace, name: str, key: dict, options: list[str],
     started = time.perf_counter()
     if not (run_dir / "record.json").exists():
         # through this script's `train`, which takes --mega-batch (not a library option)
+        # resumable: a run killed on the shared machine continues from its last checkpoint
         command = [sys.executable, __file__, "train", *options, "--model", MODEL,
                    "--batch-size", str(BATCH), "--data-dir", args.data_dir,
-                   "--output-dir", str(run_dir), "--overwrite", "--no-save-model",
-                   "--no-progress"]
+                   "--output-dir", str(run_dir), "--resume", "--save-every-steps", "60",
+                   "--keep-checkpoints", "1", "--no-save-model", "--no-progress"]
         print(f"[run] {name}: {' '.join(command[2:])}", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -273,6 +276,7 @@ def run_one(args: argparse.Namespace, name: str, key: dict, options: list[str],
         if done_run.returncode != 0:
             print(f"[fail] {name}: exit {done_run.returncode}", flush=True)
             return
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     record = json.loads((run_dir / "record.json").read_text())
     line = {"name": name, **key, "options": options, **summarize(record),
             "wall_s": round(time.perf_counter() - started, 1), "threads": args.threads,

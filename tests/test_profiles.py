@@ -231,26 +231,40 @@ def test_capped_run_record_and_results_page(env, tmp_path):
     assert record["steps"] == 1 and record["data"]["eval_examples"] == {"validation": 3}
     assert record["args"]["batch_size"] == 2 and record["profile"] == "tiny"
     results = tmp_path / "results"
-    results.mkdir()
+    (results / "ch06").mkdir(parents=True)
     ok = {"task": "sst2", "profile": "real", "caps": {}}  # written before the cpu/gpu split
-    (results / "sst2-full-old.json").write_text(json.dumps(ok))
-    (results / "sst2-full-gpu.json").write_text(json.dumps({**ok, "profile": "gpu"}))
-    assert [r["profile"] for r in committed_records("sst2-*", results)] == ["gpu", "real"]
-    (results / "sst2-lora-capped.json").write_text(json.dumps({**record, "profile": "gpu"}))
+    (results / "ch06" / "sst2-full-old.json").write_text(json.dumps(ok))
+    (results / "ch06" / "sst2-full-gpu.json").write_text(json.dumps({**ok, "profile": "gpu"}))
+    (results / "ch06" / "chapter.json").write_text(json.dumps({"chapter": 6, "records": []}))
+    read = committed_records("sst2-*", results)
+    assert [r["profile"] for r in read] == ["gpu", "real"]
+    assert read[0]["record_file"] == "ch06/sst2-full-gpu.json"
+    assert committed_records(results_dir=results, chapter=6) == read  # no manifest among them
+    (results / "ch06" / "sst2-lora-capped.json").write_text(
+        json.dumps({**record, "profile": "gpu"}))
     with pytest.raises(ValueError, match="sst2-lora-capped.json: a rehearsal run, capped"):
         committed_records("sst2-*", results)
     assert len(committed_records("sst2-full-*", results)) == 2
-    (results / "sst2-lora-capped.json").write_text(json.dumps({**ok, "profile": "tiny"}))
+    (results / "ch06" / "sst2-lora-capped.json").write_text(
+        json.dumps({**ok, "profile": "tiny"}))
     with pytest.raises(ValueError, match="tiny-profile smoke run is not a result"):
-        committed_records("sst2-*", results)
+        committed_records("sst2-*", results, chapter=6)
 
 
 def test_committed_records_are_results():
-    from d2l_utils.pages.records import committed_records
+    """Every committed record is a result, and each chapter folder matches its manifest (none
+    may be there yet: then nothing is checked)."""
+    from d2l_utils.pages.records import chapter_manifest, committed_records, run_name
 
     records = committed_records()
-    assert records and all(not r.get("caps") and r["profile"] in ("real", "cpu", "gpu")
-                           for r in records)
+    assert all(not r.get("caps") and r["profile"] in ("real", "cpu", "gpu") for r in records)
+    for chapter in range(1, 7):
+        manifest = chapter_manifest(chapter)
+        found = committed_records(chapter=chapter)
+        if manifest is not None:
+            assert manifest["chapter"] == chapter
+            assert sorted(manifest["records"]) == sorted(run_name(r) for r in found)
+        assert all(r["chapter_run"]["chapter"] == chapter for r in found)
 
 
 def test_runs_go_to_drive_when_it_is_mounted(monkeypatch, tmp_path):

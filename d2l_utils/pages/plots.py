@@ -7,6 +7,7 @@ own run and the committed real runs are drawn the same way. Titles carry the pro
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,37 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from ..hpo import SearchResult
+from ..methods import METHODS
+from ..tasks import TASKS
 from .notebook import result_label
+from .records import best_and_last, run_name
+
+# Tasks in the order the book's tables and figures show them: chapter 6's first, then the rest.
+TASK_ORDER = ("sst2", "cola", "stsb", *(t for t in TASKS if t not in ("sst2", "cola", "stsb")))
+
+
+# Short, exact names for the metrics a record's main_metric may name.
+METRIC_NAMES: dict[str, str] = {"accuracy": "accuracy", "matthews_correlation": "MCC",
+                                "pearson": "Pearson", "spearmanr": "Spearman", "f1": "F1"}
+
+
+def task_name(task: str) -> str:
+    """The task as papers write it: SST-2, CoLA, STS-B, SNLI."""
+    spec = TASKS.get(task)
+    return spec.glue_dir if spec and spec.glue_dir else task.upper()
+
+
+def metric_column(task: str, metric: str | None = None) -> str:
+    """A column title such as `SST-2 accuracy`, `CoLA MCC`, `STS-B Pearson`. The metric is the
+    task's main metric (`d2l_utils.tasks`) unless given."""
+    metric = metric or (TASKS[task].main_metric if task in TASKS else "metric")
+    return f"{task_name(task)} {METRIC_NAMES.get(metric, metric)}"
+
+
+def ordered_tasks(tasks: Sequence[str]) -> list[str]:
+    """The distinct `tasks` in the book's order (`TASK_ORDER`; unknown tasks last)."""
+    order = {task: i for i, task in enumerate(TASK_ORDER)}
+    return sorted(dict.fromkeys(tasks), key=lambda t: order.get(t, len(order)))
 
 
 def method_label(record: dict[str, Any]) -> str:
@@ -62,7 +93,14 @@ def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | Non
 
 def _provenance_title(records: Sequence[dict[str, Any]]) -> str:
     labels = sorted({result_label(r) for r in records})
-    return labels[0] if len(labels) == 1 else f"{len(records)} runs: " + "; ".join(labels[:2])
+    if len(labels) <= 1:
+        return labels[0] if labels else ""
+    # several runs: what they share, short enough for one or two lines at page width
+    parts = [f"{len(records)} runs"]
+    for key, suffix in (("model", ""), ("profile", " profile"), ("device", "")):
+        values = sorted({str(r.get(key, "?")) for r in records})
+        parts.append(", ".join(values) + suffix if len(values) <= 2 else f"{len(values)} {key}s")
+    return textwrap.fill(" | ".join(parts), 110)
 
 
 def params_table(counts: dict[str, dict[str, Any]],
@@ -87,17 +125,26 @@ def params_table(counts: dict[str, dict[str, Any]],
     return pd.DataFrame(rows).set_index("method")
 
 
+def record_seed(record: dict[str, Any]) -> int | None:
+    """The run's seed (chapter 1's loop keeps it in `settings`)."""
+    seed = record.get("seed")
+    return seed if seed is not None else record.get("settings", {}).get("seed")
+
+
 def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The comparison table: metric, trainable parameters, time, throughput and memory a run."""
+    """The comparison table: metric (best and last evaluation), trainable parameters, time,
+    throughput and memory a run. `value` is the last evaluation, as `last`."""
     rows = []
-    columns = ["task", "method", "model", "metric", "value", "all metrics", "trainable",
-               "trainable %", "train examples", "epochs", "wall time s", "train ex/s", "peak MB",
-               "device", "profile"]
+    columns = ["run", "task", "method", "model", "seed", "metric", "best", "last", "value",
+               "all metrics", "trainable", "trainable %", "train examples", "epochs",
+               "wall time s", "train ex/s", "peak MB", "device", "profile"]
     for r in records:
         main = r["main_metric"]
+        best, last = best_and_last(r)
         rows.append({
-            "task": r["task"], "method": method_label(r), "model": r["model"],
-            "metric": f"{main['split']} {main['name']}", "value": round(main["value"], 4),
+            "run": run_name(r), "task": r["task"], "method": method_label(r), "model": r["model"],
+            "seed": record_seed(r), "metric": f"{main['split']} {main['name']}",
+            "best": round(best, 4), "last": round(last, 4), "value": round(last, 4),
             "all metrics": "; ".join(
                 f"{split}: " + " ".join(f"{k}={v:.3f}" for k, v in values.items() if k != "loss")
                 for split, values in r["metrics"].items()),
@@ -112,42 +159,120 @@ def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+FONT = 9  # smallest font in the comparison figures: legible at page width
+
+
 def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
-    """Metric against trainable parameters (log scale), one panel per task, a point per method."""
+    """Metric against trainable parameters (log scale), one panel per task, a point per method.
+
+    Filled marker: the best evaluation; hollow marker: the last. A method run with several seeds
+    is drawn at the mean of its seeds, with error bars of one standard deviation of best. A
+    method has one colour in every panel.
+    """
     table = records_table(records)
-    tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    tasks = ordered_tasks(table["task"])
+    colors = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(
+        method_label(r) for r in sorted(records, key=method_order)))}
+    width = min(10.0, 3.4 * max(len(tasks), 1))
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(width, 3.7), squeeze=False)
+    panels: list[tuple[plt.Axes, list[Any], list[tuple[float, float]]]] = []
     for ax, task in zip(axes[0], tasks):
         rows = table[table["task"] == task]
-        ax.scatter(rows["trainable"], rows["value"], s=40)
-        for _, row in rows.iterrows():
-            ax.annotate(row["method"], (row["trainable"], row["value"]), fontsize=8,
-                        xytext=(4, 3), textcoords="offset points")
+        points = (rows.groupby("method", sort=False)
+                  .agg(trainable=("trainable", "mean"), best=("best", "mean"),
+                       sd=("best", "std"), last=("last", "mean"), n=("best", "size"))
+                  .sort_values("trainable"))
+        labels = []
+        for method, p in points.iterrows():
+            color = colors.get(method, "C0")
+            sd = p["sd"] if p["n"] > 1 else None
+            ax.errorbar(p["trainable"], p["best"], yerr=sd, fmt="o", color=color, ms=6,
+                        capsize=3, zorder=3)
+            ax.plot(p["trainable"], p["last"], "o", mfc="none", mec=color, ms=8, zorder=2)
+            label = method + (f" (n={int(p['n'])})" if p["n"] > 1 else "")
+            labels.append(ax.annotate(label, (p["trainable"], p["best"]), fontsize=FONT,
+                                      xytext=(5, 6), textcoords="offset points"))
         ax.set_xscale("log")
-        ax.set(xlabel="trainable parameters (log)", ylabel=rows["metric"].iloc[0], title=task)
+        ax.margins(x=0.3, y=0.15)
+        panels.append((ax, labels, [(x, y) for x, *ys in points[["trainable", "best", "last"]]
+                                     .itertuples(index=False) for y in ys]))
+        metric = rows["metric"].iloc[0].split(" ", 1)
+        ax.set_xlabel("trainable parameters (log)", fontsize=FONT + 1)
+        ax.set_ylabel(f"{metric[0]} {METRIC_NAMES.get(metric[-1], metric[-1])}",
+                      fontsize=FONT + 1)
+        ax.set_title(task_name(task), fontsize=FONT + 1)
+        ax.tick_params(labelsize=FONT)
         ax.grid(alpha=0.3)
-    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    axes[0][0].plot([], [], "o", color="grey", label="best")
+    axes[0][0].plot([], [], "o", mfc="none", mec="grey", label="last")
+    axes[0][0].legend(fontsize=FONT, loc="best")
+    fig.suptitle(title or _provenance_title(records), fontsize=FONT)
     fig.tight_layout()
+    fig.canvas.draw()  # final limits and layout: the labels are spread in display space
+    for ax, labels, markers in panels:
+        _spread_labels(fig, ax, labels, markers)
     return fig
 
 
+LABEL_OFFSETS = [(5, 6), (5, -13), (-5, 6), (-5, -13), (5, 18), (5, -25), (-5, 18), (-5, -25)]
+
+
+def _spread_labels(fig: plt.Figure, ax: plt.Axes, labels: Sequence[Any],
+                   points: Sequence[tuple[float, float]]) -> None:
+    """Move each point label (left to right) to the first offset (in points) where it overlaps
+    no marker and no label placed before it; failing that, to the offset with fewest overlaps."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    placed = [Bbox.from_bounds(x - 4, y - 4, 8, 8)
+              for x, y in ax.transData.transform(points)]
+    for label in labels:
+        choices = []
+        for dx, dy in LABEL_OFFSETS:
+            label.xyann = (dx, dy)
+            label.set_ha("left" if dx >= 0 else "right")
+            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
+            choices.append((sum(box.overlaps(other) for other in placed), (dx, dy), box))
+            if choices[-1][0] == 0:
+                break
+        _, (dx, dy), box = min(choices, key=lambda c: c[0])
+        label.xyann = (dx, dy)
+        label.set_ha("left" if dx >= 0 else "right")
+        placed.append(box)
+
+
+def method_order(record: dict[str, Any]) -> tuple[int, str]:
+    """Sort key: the library's method order (full, freeze, bitfit, lora, prefix, ...), then
+    the label."""
+    names = list(METHODS)
+    method = record.get("method", "?")
+    return (names.index(method) if method in names else len(names), method_label(record))
+
+
 def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
-    """LoRA: the main metric against the rank r (log scale), one line per task."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    by_task: dict[str, list[tuple[int, float]]] = {}
+    """LoRA: the main metric against the rank r (log scale), one line per task; the line joins
+    the best evaluations, hollow markers are the last."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    by_task: dict[str, list[tuple[int, float, float]]] = {}
     for r in records:
         if r.get("method") == "lora":
             by_task.setdefault(r["task"], []).append((r["method_config"]["r"],
-                                                      r["main_metric"]["value"]))
-    for task, points in by_task.items():
+                                                      *best_and_last(r)))
+    for i, (task, points) in enumerate(by_task.items()):
         points.sort()
+        ranks, best, last = zip(*points)
         name = next(r["main_metric"]["name"] for r in records if r["task"] == task)
-        ax.plot(*zip(*points), marker="o", label=f"{task} ({name})")
+        column = metric_column(task, name)
+        ax.plot(ranks, best, marker="o", color=f"C{i}", label=f"{column}, best")
+        ax.plot(ranks, last, "o", mfc="none", mec=f"C{i}", ms=8, label=f"{column}, last")
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="LoRA rank r", ylabel="dev metric", title="LoRA rank sweep")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("LoRA rank r", fontsize=FONT + 1)
+    ax.set_ylabel("dev metric", fontsize=FONT + 1)
+    ax.set_title("LoRA rank sweep", fontsize=FONT + 1)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT)
     ax.grid(alpha=0.3)
-    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    fig.suptitle(title or _provenance_title(records), fontsize=FONT)
     fig.tight_layout()
     return fig
 

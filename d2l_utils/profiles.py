@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 TINY_ENV = "D2L_TINY"
 PROFILE_ENV = "D2L_PROFILE"
+DATA_DIR_ENV = "D2L_DATA_DIR"
 PROFILES = ("tiny", "cpu", "gpu")
 DEFAULT_PROFILE = "gpu"
 # The name records written before the cpu/gpu split give the gpu profile (readers accept it).
@@ -83,6 +84,20 @@ def choose(tiny: T, real: T, cpu: T = _MISSING) -> T:
                                f"{PROFILE_ENV}=gpu (the original recipe) or tiny.")
         return cpu
     return real
+
+
+def data_dir() -> str | None:
+    """`$D2L_DATA_DIR` (a folder in the GLUE/SNLI layout) for the cpu and gpu profiles; None means
+    the hub. The tiny profile reads the built-in fixtures and ignores it (the banner says so).
+    Raises `ProfileError` when the folder does not exist."""
+    raw = os.environ.get(DATA_DIR_ENV, "").strip()
+    if not raw or tiny_profile():
+        return None
+    if not os.path.isdir(raw):
+        raise ProfileError(f"{DATA_DIR_ENV}={raw!r}: no such folder. Point it at a folder in the "
+                           "GLUE/SNLI layout (e.g. DIR/SST-2/train.tsv, DIR/SNLI/"
+                           "snli_1.0_train.txt), or unset it to read the hub.")
+    return raw
 
 
 # ---------------------------------------------------------------------------------------------

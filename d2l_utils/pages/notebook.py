@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..arguments import runs_root
-from ..profiles import caps_note, profile_name
+from ..profiles import DATA_DIR_ENV, caps_note, data_dir, profile_name
 
 
 def in_notebook() -> bool:
@@ -19,23 +20,44 @@ def in_notebook() -> bool:
 
 
 def banner_text(**settings: Any) -> str:
-    """What this notebook run is (profile, caps, where runs go, the chapter's settings)."""
+    """What this notebook run is: one line with the profile, model, data and budget, then the
+    caps, where runs go, and the chapter's other settings."""
     profile = profile_name()
+    model = settings.pop("model", None)
+    data = settings.pop("data", None)
+    budget = settings.pop("budget", None)
     if profile == "tiny":
         head = ("Profile: TINY (D2L_PROFILE=tiny or D2L_TINY=1) - built-in fixtures and a tiny "
-                "model, a few steps. It checks that the chapter runs; its numbers are smoke "
-                "tests, not results.")
+                "model, a few steps; numbers are smoke tests, not results")
+        if os.environ.get(DATA_DIR_ENV, "").strip():
+            head += f" ({DATA_DIR_ENV} is ignored in this profile)"
     elif profile == "cpu":
-        head = ("Profile: CPU (D2L_PROFILE=cpu) - the pretrained MiniLM-L6 on real data, a "
-                "budget a laptop finishes. Set D2L_PROFILE=tiny for a seconds-long smoke run.")
+        head = "Profile: CPU (D2L_PROFILE=cpu) - the pretrained MiniLM-L6 on real data"
     else:
-        head = ("Profile: GPU - the chapter's full recipe (hub data and model, a Colab T4). "
-                "Set D2L_PROFILE=cpu for a laptop's budget, tiny for a seconds-long smoke run.")
+        head = "Profile: GPU - the chapter's original recipe (Colab T4)"
+    parts = [head]
+    if model is not None:
+        parts.append(f"model {model}")
+    if data is not None or profile != "tiny":
+        parts.append(f"data {data or describe_data()}")
+    if budget is not None:
+        parts.append(f"budget {budget}")
+    lines = [" | ".join(parts)]
     caps = caps_note()
-    lines = [head] + ([caps] if caps else [])
-    lines.append(f"Runs, checkpoints and records go under {runs_root()} (D2L_OUTPUT_DIR).")
+    if caps:
+        lines.append(caps)
+    lines.append(f"Runs, checkpoints and records go under {runs_root()} (D2L_OUTPUT_DIR). "
+                 "D2L_PROFILE=tiny|cpu|gpu switches the profile.")
     lines += [f"  {key} = {value!r}" for key, value in settings.items()]
     return "\n".join(lines)
+
+
+def describe_data() -> str:
+    """Where a run's data comes from: the built-in fixtures, `$D2L_DATA_DIR` or the hub."""
+    if profile_name() == "tiny":
+        return "built-in fixtures"
+    folder = data_dir()
+    return f"{folder} (D2L_DATA_DIR)" if folder else "the Hugging Face hub"
 
 
 def profile_banner(**settings: Any) -> None:

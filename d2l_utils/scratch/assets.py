@@ -25,7 +25,7 @@ import shutil
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import torch
 from ..hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
 from .bert import BERT_CONFIGS, BERTConfig, BERTModel, num_parameters
 from .snli import Vocab
+from .snli import tokenize as snli_tokenize
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 # The variables that already mean "no network" for the hub (see hub.py), plus one of our own.
@@ -286,6 +287,9 @@ class ChapterBERT:
     pretrained: bool
     message: str
     name: str | None = None
+    # text -> tokens as this model's vocabulary expects them: d2l's word split, or the
+    # converted checkpoint's own WordPiece tokenizer
+    tokenize: Callable[[str], list[str]] = snli_tokenize
 
     @property
     def label(self) -> str:
@@ -310,6 +314,8 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
     sentences, read only when needed) with `min_freq`.
     """
     reason = "no pretrained model was asked for (PRETRAINED = None)"
+    if name is not None and is_huggingface_bert(name):
+        return converted_bert(name, dropout, verbose)
     if name is not None:
         asset = get_asset(name, registry)
         config = config or asset.bert_config
@@ -339,3 +345,55 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
     if verbose:
         print(message)
     return ChapterBERT(bert, vocab, config, False, message, name)
+
+
+# Hugging Face BERT checkpoints chapter 1 can load into its own BERT (`convert.py`): the
+# pretrained MiniLM-L6 shipped by pip, or any hub BERT written `hf:<hub id>`.
+HF_PREFIX = "hf:"
+
+
+def is_huggingface_bert(name: str) -> bool:
+    """True for `minilm-l6` and `hf:<hub id>`: names converted from Hugging Face, not d2l zips."""
+    return name == "minilm-l6" or name.startswith(HF_PREFIX)
+
+
+def huggingface_path(name: str) -> str:
+    """The checkpoint folder or hub id behind `minilm-l6` / `hf:<hub id>`."""
+    if name == "minilm-l6":
+        from ..backbones import minilm_path
+
+        return minilm_path()
+    return name[len(HF_PREFIX):]
+
+
+def bert_config(name: str | None, config: BERTConfig | None = None) -> BERTConfig:
+    """The shape of the model a chapter will train: `config` if given, else the named d2l
+    asset's or Hugging Face checkpoint's (read from its config, no weights loaded)."""
+    if config is not None:
+        return config
+    if name is None:
+        raise ValueError("give a pretrained `name` or a `config` for the random-init model")
+    if is_huggingface_bert(name):
+        from transformers import AutoConfig
+
+        from .convert import config_from_huggingface
+
+        return config_from_huggingface(AutoConfig.from_pretrained(huggingface_path(name)))
+    return get_asset(name).bert_config
+
+
+def converted_bert(name: str, dropout: float = 0.1, verbose: bool = True) -> ChapterBERT:
+    """A Hugging Face BERT checkpoint as chapter 1's `BERTModel`, with its WordPiece vocabulary
+    and tokenizer (the weights are copied through `convert.hf_to_d2l_names`)."""
+    from .convert import bert_from_huggingface, load_tokenizer, wordpiece_vocab
+
+    path = huggingface_path(name)
+    bert, config = bert_from_huggingface(path, dropout=dropout)
+    tokenizer = load_tokenizer(path)
+    vocab = wordpiece_vocab(tokenizer)
+    message = (f"Converted the Hugging Face BERT {name} into this chapter's BERT "
+               f"({config.describe()}; its own {len(vocab):,}-token WordPiece vocabulary; "
+               f"{num_parameters(bert):,} parameters).")
+    if verbose:
+        print(message)
+    return ChapterBERT(bert, vocab, config, True, message, name, tokenize=tokenizer.tokenize)

@@ -12,7 +12,7 @@ import collections
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from datasets import Dataset
@@ -137,11 +137,14 @@ class SNLIBERTDataset(torch.utils.data.Dataset):
     """A pair-classification split as BERT inputs: ((tokens, segments, valid_len), label).
 
     A progress bar shows for large splits (SNLI's train split takes about a minute on a CPU).
+    `tokenize` splits text into the vocabulary's tokens: d2l's word split by default, a
+    converted checkpoint's WordPiece tokenizer for a Hugging Face BERT.
     """
 
     def __init__(self, dataset: Dataset, vocab: Vocab, max_len: int,
                  text_keys: Sequence[str] = ("premise", "hypothesis"),
-                 progress: bool | None = None):
+                 progress: bool | None = None,
+                 tokenize: Callable[[str], list[str]] = tokenize):
         from tqdm.auto import tqdm
 
         first, second = text_keys

@@ -231,3 +231,46 @@ def history_row(history: dict[str, Any], **labels: Any) -> dict[str, Any]:
             "train acc": last["train_acc"], "test acc": last["test_acc"],
             "examples/s": round(sum(rate) / len(rate), 1) if rate else None,
             "device": history["device"]}
+
+
+def write_record(history: dict[str, Any], output_dir: str, *, model: str, pretrained: bool,
+                 eval_split: str, train_examples: int, eval_examples: int, settings: dict,
+                 trainable: int) -> dict[str, Any]:
+    """Write chapter 1's run as a `record.json` in the library's format (task snli, method
+    full), so the Results page reads it like every other run. Returns the record."""
+    import json
+    import os
+
+    from ..profiles import profile_name
+    from ..training.record import RECORD_FILE, library_versions, timestamp
+
+    evals = [{"epoch": float(epoch), "step": None, "train_loss": round(loss, 6),
+              eval_split: {"accuracy": round(acc, 6)}}
+             for epoch, loss, acc in zip(history["epoch"], history["train_loss"],
+                                         history["test_acc"])]
+    final = history["test_acc"][-1] if history["test_acc"] else float("nan")
+    seconds = sum(history["seconds"])
+    record = {
+        "task": "snli", "method": "full", "model": model, "pretrained": pretrained,
+        "profile": profile_name(), "trainer": "d2l (chapter 1's loop)",
+        "caps": rehearsal_caps(),
+        "data": {"source": settings.get("data", "?"), "train_examples": train_examples,
+                 "eval_examples": {eval_split: eval_examples}},
+        "main_metric": {"name": "accuracy", "split": eval_split, "value": round(final, 6)},
+        "metrics": {eval_split: {"accuracy": round(final, 6)}},
+        "history": evals, "eval_log": evals,
+        "params": {"trainable": trainable, "total": trainable, "trainable_percent": 100.0},
+        "method_config": {"name": "full"},
+        "epochs_run": len(history["epoch"]),
+        # the epochs' training loops plus their evaluations are the run; data prep is not
+        "wall_time_s": round(seconds, 1), "train_time_s": round(seconds, 1),
+        "train_examples_per_s": round(train_examples * len(history["epoch"]) / seconds, 2)
+        if seconds else None,
+        "device": history["device"], "settings": settings,
+        "versions": library_versions(), "finished_at": timestamp(),
+        "cpu_count": os.cpu_count(),
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, RECORD_FILE), "w") as file:
+        json.dump(record, file, indent=1)
+    return record

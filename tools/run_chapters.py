@@ -1,0 +1,197 @@
+"""Run the chapters themselves and keep the run records they write: the book's results.
+
+Each chapter notebook is executed unmodified (nbclient) with `D2L_PROFILE`, `D2L_DATA_DIR` and
+`D2L_OUTPUT_DIR` set; afterwards every `record.json` the chapter wrote is copied to
+`results/records/chNN/`, each with a `chapter_run` block: the command, the notebook, the data
+folder, the hardware, the library versions and the notebook's wall time. A `chapter.json` per
+chapter lists its records and its measured time, from which the chapter headers and the Results
+page take their numbers. The executed notebook stays under the output folder (never committed).
+
+    python tools/snli_split.py ../shared/data/snli/snli_1.0_dev.txt DATA      # SNLI/ for ch1, ch3
+    ln -s ../shared/data/glue/{SST-2,CoLA,STS-B} DATA/                       # GLUE beside it
+    nohup python tools/run_chapters.py --profile cpu --data-dir DATA > chapters.log 2>&1 &
+    python tools/run_chapters.py --profile cpu --data-dir DATA --chapters 1 3   # some chapters
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+NOTEBOOKS = ROOT / "notebooks"
+RESULTS = ROOT / "results" / "records"
+RECORD_FILE = "record.json"  # d2l_utils.training.record.RECORD_FILE
+
+
+def chapter_notebooks() -> dict[int, Path]:
+    """Chapter number -> its notebook (`notebooks/NN_*.ipynb`)."""
+    return {int(path.name[:2]): path for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def hardware() -> dict:
+    """What the runs ran on: CPU model, cores, threads, memory, GPU (if any)."""
+    import psutil
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu,
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def execute(notebook: Path, executed: Path, env: dict[str, str], timeout: int | None) -> float:
+    """Run `notebook` top to bottom in a fresh kernel with `env`; save it to `executed`.
+    Returns the wall time in seconds. A failing cell raises, naming the cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(notebook, as_version=4)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    finally:
+        elapsed = time.perf_counter() - start
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, executed)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return elapsed
+
+
+def collect(chapter: int, run_dir: Path, provenance: dict) -> list[str]:
+    """Copy every record under `run_dir` to results/records/chNN/ with its provenance."""
+    target = RESULTS / f"ch{chapter:02d}"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    names = []
+    for path in sorted(run_dir.rglob(RECORD_FILE)):
+        record = json.loads(path.read_text())
+        if record.get("caps"):
+            continue  # a rehearsal is no result
+        parts = list(path.parent.relative_to(run_dir).parts)
+        if parts and parts[0] == f"ch{chapter:02d}":  # chapters write under OUTPUT/chNN/
+            parts = parts[1:]
+        name = "-".join(parts) or f"ch{chapter:02d}"
+        record["chapter_run"] = provenance
+        (target / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+        names.append(name)
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--data-dir", help="folder in the GLUE/SNLI layout (D2L_DATA_DIR); "
+                        "default: the hub")
+    parser.add_argument("--chapters", nargs="+", type=int, help="default: every chapter")
+    parser.add_argument("--output-dir", default="runs/chapters",
+                        help="where the chapters' runs and the executed notebooks go")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds one cell may take (default: no limit)")
+    parser.add_argument("--no-collect", action="store_true",
+                        help="run only; leave results/records as it is")
+    args = parser.parse_args(argv)
+
+    notebooks = chapter_notebooks()
+    chapters = args.chapters or sorted(notebooks)
+    unknown = [c for c in chapters if c not in notebooks]
+    if unknown:
+        parser.error(f"--chapters {unknown}: the chapters are {sorted(notebooks)}")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no such folder")
+    capped = [v for v in ("D2L_MAX_STEPS", "D2L_MAX_EVAL_SAMPLES", "D2L_MAX_BATCH_SIZE")
+              if os.environ.get(v)]
+    if capped and not args.no_collect:
+        parser.error(f"{', '.join(capped)} set: a capped run is a rehearsal, not a result; "
+                     "unset them or add --no-collect")
+    output = Path(args.output_dir).resolve()
+    machine = hardware()
+    from d2l_utils.training.record import library_versions
+
+    failed: list[int] = []
+    for chapter in chapters:
+        notebook = notebooks[chapter]
+        run_dir = output / f"ch{chapter:02d}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # a fresh run: no record of an earlier one is picked up
+        env = {"D2L_PROFILE": args.profile, "D2L_OUTPUT_DIR": str(run_dir), "D2L_TINY": ""}
+        env["D2L_DATA_DIR"] = str(Path(args.data_dir).resolve()) if args.data_dir else ""
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        print(f"[{started}] chapter {chapter}: {notebook.name} ({args.profile} profile)",
+              flush=True)
+        load_before = os.getloadavg()[0]
+        try:
+            wall = execute(notebook, output / "executed" / notebook.name, env, args.timeout)
+        except Exception as err:  # noqa: BLE001 - report the failing cell, go on with the next
+            print(f"  chapter {chapter} FAILED ({type(err).__name__}); its executed notebook is "
+                  f"in {output / 'executed' / notebook.name}:\n{str(err)[-3000:]}", flush=True)
+            failed.append(chapter)
+            continue
+        provenance = {
+            "chapter": chapter, "notebook": f"notebooks/{notebook.name}",
+            "command": "python tools/run_chapters.py " + shlex.join(sys.argv[1:] if argv is None
+                                                                     else argv),
+            "profile": args.profile,
+            "data_dir": os.path.basename(os.path.normpath(args.data_dir)) if args.data_dir
+            else "hub",
+            "snli_split": _snli_split(args.data_dir),
+            "hardware": machine, "versions": library_versions(),
+            "started": started, "notebook_wall_time_s": round(wall, 1),
+            "load_average_1min": {"before": round(load_before, 2),
+                                  "after": round(os.getloadavg()[0], 2)},
+        }
+        print(f"  finished in {wall / 60:.1f} min", flush=True)
+        if args.no_collect:
+            continue
+        names = collect(chapter, run_dir, provenance)
+        summary = {key: provenance[key] for key in ("chapter", "notebook", "command", "profile",
+                                                    "data_dir", "started",
+                                                    "notebook_wall_time_s")}
+        summary["hardware"] = machine
+        summary["records"] = names
+        (RESULTS / f"ch{chapter:02d}" / "chapter.json").write_text(
+            json.dumps(summary, indent=1) + "\n")
+        print(f"  {len(names)} records -> {(RESULTS / f'ch{chapter:02d}').relative_to(ROOT)}",
+              flush=True)
+    if failed:
+        print(f"failed: chapters {failed}", flush=True)
+    return 1 if failed else 0
+
+
+def _snli_split(data_dir: str | None) -> dict | None:
+    """The split.json that tools/snli_split.py left in DATA/SNLI, if any."""
+    if not data_dir:
+        return None
+    path = Path(data_dir) / "SNLI" / "split.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -295,9 +295,9 @@ def test_each_chapter_prints_its_estimate_from_the_module(chapter):
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     assert f"chapter_time({chapter})" in code[1], (
         f"{recipe.notebook}: the cell after the install cell must call chapter_time({chapter})")
-    # the header's real-run text carries no hand-typed time estimate
+    # the header's cpu- and gpu-profile text carries no hand-typed time: both are printed
     header = "".join(cells[0]["source"])
-    real = header[header.index("- **Real"):]
+    real = header[header.index("- **cpu profile"):]
     typed = re.findall(r"\d+(?:[.,–-]\d+)*\s*(?:h\b|hours?|min\b|minutes?)", real)
     assert not typed, f"{recipe.notebook}: hand-typed time in the header: {typed}"
 

@@ -271,7 +271,7 @@ NOTEBOOK_RECIPES: dict[int, NotebookRecipe] = {r.chapter: r for r in [
         "PRETRAINED": "bert.small", "MAX_LEN": 128, "BATCH_SIZE": 512, "NUM_EPOCHS": 5,
         "EVAL_SPLIT": "test", "MAX_TRAIN_SAMPLES": None}),
     NotebookRecipe(2, "notebooks/02_glue_hf_trainer_hpo.ipynb", {
-        "TASK": "cola", "MODEL": BERT, "MAX_SEQ_LENGTH": 128, "BATCH_SIZE": 16, "EPOCHS": 5,
+        "TASK": "cola", "MODEL": BERT, "MAX_SEQ_LENGTH": 512, "BATCH_SIZE": 16, "EPOCHS": 5,
         "SAVE_EVERY_STEPS": 500, "N_TRIALS": 10, "SEARCH_FRACTION": 0.1,
         "SEARCH_EVAL_SAMPLES": 2000,
         # the real profile searches the library's default space: read from d2l_utils.hpo
@@ -296,8 +296,10 @@ NOTEBOOK_RECIPES: dict[int, NotebookRecipe] = {r.chapter: r for r in [
         "TASKS": ["sst2", "cola", "stsb"],
         "METHODS": ["full", "freeze", "bitfit", "lora", "prefix", "ptuning-v2",
                     "prompt-tuning"],
-        "MODEL": BERT, "BUDGET['epochs']": 3.0, "BUDGET['batch_size']": 32,
-        "BUDGET['max_seq_length']": 128}),
+        "MODEL": BERT, "EPOCHS['sst2']": 3.0, "EPOCHS['cola']": 3.0, "EPOCHS['stsb']": 3.0,
+        "BUDGET['batch_size']": 32, "BUDGET['max_seq_length']": 128,
+        "EVAL_EVERY_STEPS['sst2']": 500, "EVAL_EVERY_STEPS['cola']": 500,
+        "EVAL_EVERY_STEPS['stsb']": 500}),
 ]}
 # Trainable parameters of chapter 3's runs (their checkpoint size): the counts its original
 # notebook reports, which the library reproduces exactly (tests/test_methods.py).
@@ -388,7 +390,7 @@ def _chapter_runs() -> list[Run]:
                      added_params=lora_params(roberta, r), **common5) for r in ch5["RANKS"]]
 
     ch6 = NOTEBOOK_RECIPES[6].values
-    common6 = dict(epochs=ch6["BUDGET['epochs']"], batch_size=ch6["BUDGET['batch_size']"])
+    common6 = dict(batch_size=ch6["BUDGET['batch_size']"])
     labels6 = {FREEZE: f"freeze last {DEFAULT_TRAINABLE_LAYERS} layer",
                "lora": f"LoRA r={DEFAULT_RANK}", "prefix": f"prefix, length {DEFAULT_PREFIX}",
                "ptuning-v2": f"P-Tuning v2, {DEFAULT_VIRTUAL} tokens",
@@ -399,7 +401,9 @@ def _chapter_runs() -> list[Run]:
                 6, task, method, ch6["MODEL"], label=labels6.get(method, ""),
                 trainable_layers=DEFAULT_TRAINABLE_LAYERS if method == FREEZE else 0,
                 added_params=lora_params(bert, DEFAULT_RANK) if method == "lora" else 0,
-                extra_tokens=DEFAULT_VIRTUAL if method == "prompt-tuning" else 0, **common6))
+                extra_tokens=DEFAULT_VIRTUAL if method == "prompt-tuning" else 0,
+                epochs=ch6[f"EPOCHS['{task}']"],
+                eval_every_steps=ch6[f"EVAL_EVERY_STEPS['{task}']"], **common6))
     return runs
 
 
@@ -946,7 +950,7 @@ def chapter_time_text(chapter: int, token_means: dict[str, TokenMean] | None = N
     if chapter not in NOTEBOOK_RECIPES:
         raise ValueError(f"no chapter {chapter}; chapters: {sorted(NOTEBOOK_RECIPES)}")
     estimates = chapter_estimates(chapter, token_means, assumptions)
-    lines = [f"Chapter {chapter}, real profile, on a Colab T4: an ESTIMATE, not a timing "
+    lines = [f"Chapter {chapter}, gpu profile, on a Colab T4: an ESTIMATE, not a timing "
              "(central value, then fast – slow end; the Time budget page explains it)."]
     if chapter == 2:
         task = NOTEBOOK_RECIPES[2].values["TASK"]
@@ -976,8 +980,28 @@ def _run_title(run: Run) -> str:
     return f"{TASK_TITLES[run.task]} {run.name}"
 
 
+def measured_time_text(chapter: int) -> str:
+    """The chapter's cpu-profile time as measured by the book's own run of the notebook
+    (`tools/run_chapters.py`, kept in results/records/chNN/chapter.json), in one line."""
+    from .records import chapter_manifest, chapter_time_minutes
+
+    minutes = chapter_time_minutes(chapter)
+    if minutes is None:
+        return (f"Chapter {chapter}, cpu profile: no measured run in results/records yet "
+                f"(python tools/run_chapters.py --profile cpu --data-dir DIR --chapters "
+                f"{chapter}).")
+    manifest = chapter_manifest(chapter) or {}
+    machine = manifest.get("hardware", {})
+    where = (f" on {machine.get('cpu', 'a CPU')} ({machine.get('cores', '?')} cores)"
+             if machine else "")
+    return (f"Chapter {chapter}, cpu profile (D2L_PROFILE=cpu): MEASURED {minutes:.0f} min"
+            f"{where}, the book's own run of this notebook (results/records/ch{chapter:02d}).")
+
+
 def chapter_time(chapter: int) -> None:
-    """Print the estimate for one chapter's real run (the chapters' header cell calls this)."""
+    """Print the chapter's measured cpu-profile time and the estimate for its gpu run (the
+    chapters' header cell calls this)."""
+    print(measured_time_text(chapter))
     print(chapter_time_text(chapter))
 
 

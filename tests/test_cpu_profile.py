@@ -88,11 +88,12 @@ def test_run_chapters_collects_records_with_provenance(tmp_path, monkeypatch):
 
 
 def test_chapter_one_converts_minilm_and_writes_a_record(tmp_path, clean_env):
+    from datasets import Dataset
+
     from d2l_utils.pages.records import best_and_last, committed_records
     from d2l_utils.scratch.assets import bert_config, pretrained_or_random_bert
     from d2l_utils.scratch.snli import SNLIBERTDataset
     from d2l_utils.scratch.training import write_record
-    from datasets import Dataset
 
     config = bert_config("minilm-l6")
     assert (config.num_layers, config.num_hiddens) == (6, 384)

@@ -115,3 +115,20 @@ def test_chapter_one_converts_minilm_and_writes_a_record(tmp_path, clean_env):
     assert record["profile"] == "cpu" and record["main_metric"]["value"] == 0.72
     assert best_and_last(record) == (0.74, 0.72)
     assert [r["task"] for r in committed_records(results_dir=tmp_path)] == ["snli"]
+
+
+def test_chapter_header_time_comes_from_the_records(tmp_path, monkeypatch):
+    from d2l_utils.pages import records
+    from d2l_utils.pages.time_budget import measured_time_text
+
+    monkeypatch.setattr(records, "RESULTS_DIR", tmp_path)
+    assert "no measured run" in measured_time_text(6)
+    folder = tmp_path / "ch06"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps({"task": "sst2", "profile": "cpu",
+                                               "wall_time_s": 600.0}))
+    manifest = {"records": ["a"], "hardware": {"cpu": "Test CPU", "cores": 2},
+                "stopped": "stopped by hand after 1 of 2 runs; more"}
+    (folder / "chapter.json").write_text(json.dumps(manifest))
+    text = measured_time_text(6)
+    assert "MEASURED 10 min on Test CPU (2 cores)" in text and "partial (1 runs" in text

@@ -994,8 +994,12 @@ def measured_time_text(chapter: int) -> str:
     machine = manifest.get("hardware", {})
     where = (f" on {machine.get('cpu', 'a CPU')} ({machine.get('cores', '?')} cores)"
              if machine else "")
-    return (f"Chapter {chapter}, cpu profile (D2L_PROFILE=cpu): MEASURED {minutes:.0f} min"
+    text = (f"Chapter {chapter}, cpu profile (D2L_PROFILE=cpu): MEASURED {minutes:.0f} min"
             f"{where}, the book's own run of this notebook (results/records/ch{chapter:02d}).")
+    if manifest.get("stopped"):  # a partial run: the time is the sum of the runs that finished
+        text += (f" That run was partial ({len(manifest.get('records', []))} runs; "
+                 f"{manifest['stopped'].split(';')[0]}); the time is the sum of its runs.")
+    return text
 
 
 def chapter_time(chapter: int) -> None:

@@ -32,7 +32,6 @@ if str(ROOT) not in sys.path:
 
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "results" / "records"
-RECORD_FILE = "record.json"  # d2l_utils.training.record.RECORD_FILE
 
 
 def chapter_notebooks() -> dict[int, Path]:
@@ -91,6 +90,8 @@ def collect(chapter: int, run_dir: Path, provenance: dict) -> list[str]:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     names = []
+    from d2l_utils.training.record import RECORD_FILE
+
     for path in sorted(run_dir.rglob(RECORD_FILE)):
         record = json.loads(path.read_text())
         if record.get("caps"):

@@ -20,8 +20,11 @@ H100 = ("NVIDIA H100 80GB HBM3", (9, 0))
 
 @pytest.fixture
 def machine(monkeypatch):
-    """Make torch see a GPU (name, capability), or no GPU with None."""
-    def use(gpu):
+    """Make torch see a GPU (name, capability), or no GPU with None (a CPU without native bf16
+    unless `native_cpu_bf16`)."""
+    def use(gpu, native_cpu_bf16=False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_cpu_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu is not None)
         if gpu is None:
             def no_gpu(*args, **kwargs):
@@ -89,6 +92,17 @@ def test_half_precision_on_cpu_is_an_error(machine, choice):
         resolve_precision(choice)
     with pytest.raises(PrecisionError):
         fastnlp_precision(choice)
+
+
+def test_bf16_on_a_cpu_with_native_bf16(machine):
+    machine(None, native_cpu_bf16=True)
+    assert resolve_precision("bf16") == "bf16"
+    assert hf_precision_kwargs("bf16") == {"fp16": False, "bf16": True}
+    assert resolve_precision("auto") == "no"  # auto stays fp32: the same numbers everywhere
+    with pytest.raises(PrecisionError, match="GPU"):
+        resolve_precision("fp16")
+    with pytest.raises(PrecisionError, match="fp16 only"):
+        fastnlp_precision("bf16")  # fastNLP has no bf16, and fp16 needs a GPU
 
 
 def test_unknown_choice(machine):

@@ -131,6 +131,18 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _fresh_precision(precision: str) -> str:
+    """`precision`, after dropping accelerate's process-wide state if an earlier run in this
+    process chose another one: accelerate refuses to change it, so a notebook that trains in fp32
+    and then in bf16 would otherwise stop with "restart your runtime"."""
+    from accelerate.state import AcceleratorState
+
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if earlier is not None and earlier != precision:
+        AcceleratorState._reset_state()
+    return precision
+
+
 class Loop:
     """One run of the library loop: `__init__` sets everything up, `run()` trains."""
 
@@ -139,7 +151,8 @@ class Loop:
 
         self.run_, self.args, self.task = run, run.args, run.task
         args = run.args
-        self.accelerator = Accelerator(mixed_precision=resolve_precision(args.mixed_precision))
+        self.accelerator = Accelerator(mixed_precision=_fresh_precision(
+            resolve_precision(args.mixed_precision)))
         self.device = self.accelerator.device
         collate = make_collator(run.tokenizer,
                                 pad_to_multiple_of=8 if self.device.type == "cuda" else None)

@@ -296,7 +296,8 @@ class RunArguments:
         "the method's parameters separately, each to this norm; --trainer hf and fastnlp clip "
         "one global norm", bounds=AT_LEAST_0, known_as=("clip", "grad_clip")))
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(default="auto", **_opt(
-        "auto: bf16 (or fp16) on GPU, fp32 on CPU; bf16 also on a CPU with native bf16", known_as=("fp16", "bf16", "precision")))
+        "auto: bf16 (or fp16) on GPU, fp32 on CPU; bf16 also on a CPU with native bf16",
+        known_as=("fp16", "bf16", "precision")))
     group_by_length: bool = field(default=True, **_opt(
         "batch examples of similar length together (less padding)"))
     seed: int = field(default=42, **_opt(

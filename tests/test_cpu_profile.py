@@ -132,3 +132,46 @@ def test_chapter_header_time_comes_from_the_records(tmp_path, monkeypatch):
     (folder / "chapter.json").write_text(json.dumps(manifest))
     text = measured_time_text(6)
     assert "MEASURED 10 min on Test CPU (2 cores)" in text and "partial (1 runs" in text
+
+
+def test_run_chapters_kills_its_kernel_on_sigterm(tmp_path):
+    """SIGTERM while a cell runs: the tool kills its kernel, stops, and exits with 128 + 15 in
+    seconds (nbclient alone asks the busy kernel to shut down, and the kernel outlives the tool)."""
+    import signal
+    import subprocess
+    import time
+
+    import nbformat
+    import psutil
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    pid_file = tmp_path / "kernel.pid"
+    cell = (f"import os, time\nwith open({str(pid_file)!r}, 'w') as f:\n"
+            "    f.write(str(os.getpid()))\ntime.sleep(600)")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]),
+                   notebooks / "01_sleeps.ipynb")
+    script = (f"import sys, pathlib\nsys.path.insert(0, {str(ROOT / 'tools')!r})\n"
+              "import run_chapters as tool\n"
+              f"tool.NOTEBOOKS = pathlib.Path({str(notebooks)!r})\n"
+              f"sys.exit(tool.main(['--chapters', '1', '--no-collect', '--output-dir', "
+              f"{str(tmp_path / 'out')!r}]))")
+    tool = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while not (pid_file.is_file() and pid_file.read_text()):
+        assert tool.poll() is None, tool.communicate()[0]
+        assert time.monotonic() < deadline, "the kernel never ran the cell"
+        time.sleep(0.2)
+    kernel = psutil.Process(int(pid_file.read_text()))
+    tool.send_signal(signal.SIGTERM)
+    try:
+        output, _ = tool.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        tool.kill()
+        kernel.kill()
+        pytest.fail("run_chapters ignored SIGTERM")
+    assert tool.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by SIGTERM" in output
+    kernel.wait(timeout=10)  # a kernel still alive raises TimeoutExpired here
+    assert not kernel.is_running()

@@ -16,11 +16,14 @@ page take their numbers. The executed notebook stays under the output folder (ne
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import platform
 import shlex
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -58,19 +61,55 @@ def hardware() -> dict:
             "platform": platform.platform(), "python": platform.python_version()}
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived while a chapter ran; its kernel has been killed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 def execute(notebook: Path, executed: Path, env: dict[str, str], timeout: int | None) -> float:
     """Run `notebook` top to bottom in a fresh kernel with `env`; save it to `executed`.
-    Returns the wall time in seconds. A failing cell raises, naming the cell."""
+    Returns the wall time in seconds. A failing cell raises, naming the cell.
+
+    SIGTERM or SIGINT kills the kernel (and everything it started) at once and raises
+    `Interrupted`: nbclient's own handlers ask a busy kernel to shut down politely, which it
+    does not hear while a cell trains, so the tool would otherwise wait and its kernel outlive it.
+    """
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    stopped: list[int] = []
+
+    def kill_kernel(signum: int) -> None:
+        stopped.append(signum)
+        provisioner = getattr(client.km, "provisioner", None)
+        pgid, pid = getattr(provisioner, "pgid", None), getattr(provisioner, "pid", None)
+        with contextlib.suppress(ProcessLookupError):
+            if pgid:
+                os.killpg(pgid, signal.SIGKILL)
+            elif pid:
+                os.kill(pid, signal.SIGKILL)
+
+    def take_over_signals(**_: object) -> None:  # once the kernel runs, replacing nbclient's
+        loop = asyncio.get_event_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, kill_kernel, signum)
+
+    client.on_notebook_start = take_over_signals
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        client.execute()
+    except Exception as err:
+        if stopped:
+            raise Interrupted(stopped[0]) from err
+        raise
     finally:
         elapsed = time.perf_counter() - start
         executed.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         try:
             wall = execute(notebook, output / "executed" / notebook.name, env, args.timeout)
+        except Interrupted as stop:
+            print(f"  chapter {chapter} {stop}: its kernel is killed; nothing more is run or "
+                  "collected", flush=True)
+            return 128 + stop.signum
         except Exception as err:  # noqa: BLE001 - report the failing cell, go on with the next
             print(f"  chapter {chapter} FAILED ({type(err).__name__}); its executed notebook is "
                   f"in {output / 'executed' / notebook.name}:\n{str(err)[-3000:]}", flush=True)

@@ -8,10 +8,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+from datasets import Dataset
+
 from d2l_utils.preprocessing import (
     MEGA_BATCH,
     LengthGroupedBatchSampler,
     choose_mega_batch,
+    eval_dataloader,
     length_label_share,
 )
 from d2l_utils.training.clipping import clip_by_group_, clip_groups
@@ -88,6 +91,19 @@ def test_pads_far_less_than_random_batches_on_skewed_lengths():
 def label_mean_spread(batches, labels):
     return statistics.pstdev([statistics.fmean(labels[i] for i in b)
                               for b in batches if len(b) == BATCH])
+
+
+def test_evaluation_batches_hold_every_example_once_longest_first():
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 120) for _ in range(1000)]
+    data = Dataset.from_dict({"length": lengths, "labels": list(range(1000))})
+    loader = eval_dataloader(data, 64, lambda rows: rows)
+    rows = [row for batch in loader for row in batch]
+    assert sorted(r["labels"] for r in rows) == list(range(1000))
+    seen = [r["length"] for r in rows]
+    assert seen == sorted(lengths, reverse=True)
+    batches = [range(i, min(i + 64, 1000)) for i in range(0, 1000, 64)]
+    assert padding_tokens(batches, seen) < padding_tokens(batches, lengths) / 4  # file order
 
 
 def test_batches_mix_labels_that_go_with_length():

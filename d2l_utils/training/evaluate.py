@@ -17,7 +17,7 @@ from ..backbones import load_config, load_tokenizer, resolve_backbone
 from ..data import load_task_data
 from ..methods import MethodError, build_model
 from ..metrics import compute_metrics, predictions_from_logits
-from ..preprocessing import make_collator, tokenize_splits
+from ..preprocessing import eval_dataloader, make_collator, tokenize_splits
 from ..tasks import TaskError, TaskSpec, get_task
 from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
 
@@ -95,8 +95,8 @@ def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
     data = tokenize_splits(DatasetDict({s: data[s] for s in task.eval_splits}), tokenizer, task,
                            run.max_seq_length)
     collate = make_collator(tokenizer)
-    metrics = {split: evaluate_model(model, DataLoader(data[split], options.batch_size,
-                                                       collate_fn=collate), task)
+    metrics = {split: evaluate_model(model, eval_dataloader(data[split], options.batch_size,
+                                                            collate), task)
                for split in task.eval_splits}
     return {"checkpoint": options.checkpoint, "task": task.name, "method": run.method,
             "model": run.model, "metrics": metrics}

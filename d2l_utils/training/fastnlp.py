@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ..backbones import load_config, resolve_backbone
 from ..methods import build_model, count_parameters, method_config
 from ..precision import fastnlp_precision
-from ..preprocessing import LengthGroupedBatchSampler, make_collator
+from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
 from ..tasks import get_task
 from .loop import check_finite, optimizer_groups
 from .prepare import PreparedRun
@@ -96,8 +96,7 @@ def make_dataloaders(run: PreparedRun, pad_to_multiple_of: int | None = None
                                         group_by_length=args.group_by_length,
                                         labels=train["labels"])  # the loop's batching rule
     train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
-    eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
-                                      collate_fn=collate)
+    eval_loaders = {split: eval_dataloader(run.data[split], args.eval_batch_size, collate)
                     for split in run.task.eval_splits}
     return train_loader, eval_loaders
 

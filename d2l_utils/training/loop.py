@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..precision import resolve_precision
-from ..preprocessing import LengthGroupedBatchSampler, make_collator
+from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
 from ..profiles import PAUSE_ENV
 from .checkpoints import (
     apply_checkpoint,
@@ -165,8 +165,8 @@ class Loop:
         # resumed run would diverge from an uninterrupted one.
         train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,
                                   generator=torch.Generator().manual_seed(args.seed))
-        eval_loaders = {split: DataLoader(run.data[split], batch_size=args.eval_batch_size,
-                                          collate_fn=collate) for split in self.task.eval_splits}
+        eval_loaders = {split: eval_dataloader(run.data[split], args.eval_batch_size, collate)
+                        for split in self.task.eval_splits}
         optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
                                       eps=args.adam_epsilon,  # fused: one kernel, not a loop
                                       fused=self.device.type in ("cuda", "cpu"))

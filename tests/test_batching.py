@@ -7,7 +7,6 @@ import statistics
 import pytest
 import torch
 import torch.nn as nn
-
 from datasets import Dataset
 
 from d2l_utils.preprocessing import (

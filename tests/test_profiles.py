@@ -15,6 +15,7 @@ from d2l_utils.profiles import (
     caps_note,
     choose,
     profile_name,
+    profile_precision,
     rehearsal_caps,
     tiny_profile,
 )
@@ -74,6 +75,18 @@ def test_choose(env):
     assert choose(1, 2, cpu=None) is None  # None is a value, not "missing"
     with pytest.raises(ProfileError, match="no cpu profile yet"):
         choose(tiny=1, real=2)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_profile_precision(env, monkeypatch, native):
+    from d2l_utils import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert profile_precision() == "auto"  # gpu: the GPU decides
+    env(D2L_TINY="1")
+    assert profile_precision() == "auto"
+    env(D2L_TINY="0", D2L_PROFILE="cpu")
+    assert profile_precision() == ("bf16" if native else "no")
 
 
 def test_run_arguments_profile_and_defaults(env):

@@ -271,3 +271,27 @@ def test_the_loop_clips_by_group(tmp_path, monkeypatch):
     assert all("lora_" in names[id(p)] for p in loop.clip_groups["method"])
     loop.run()
     assert len(calls) == 2 and calls[0][1] == 1.0
+
+
+def test_the_eval_order_benchmark_pads_less_and_keeps_the_metrics(tmp_path, capsys):
+    """benchmarks/eval_order.py on the fixture files with the tiny model: length order pads no
+    more than file order and gives the same metrics."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from d2l_utils.fixtures import write_fixtures
+
+    write_fixtures(tmp_path)
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_order.py"
+    spec = importlib.util.spec_from_file_location("eval_order", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--data-dir", str(tmp_path), "--model", "tiny-bert", "--tasks", "sst2",
+                        "stsb", "--batch-size", "8", "--repeats", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [row["task"] for row in result["rows"]] == ["sst2", "stsb"]
+    for row in result["rows"]:
+        pad = row["padded_tokens"]
+        assert row["real_tokens"] <= pad["length order"] < pad["file order"]
+        assert row["max_metric_difference"] < 1e-4

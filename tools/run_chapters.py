@@ -5,7 +5,8 @@ Each chapter notebook is executed unmodified (nbclient) with `D2L_PROFILE`, `D2L
 `results/records/chNN/`, each with a `chapter_run` block: the command, the notebook, the data
 folder, the hardware, the library versions and the notebook's wall time. A `chapter.json` per
 chapter lists its records and its measured time, from which the chapter headers and the Results
-page take their numbers. The executed notebook stays under the output folder (never committed).
+page take their numbers. The executed notebook itself is kept, scrubbed, as
+`results/executed/NN_name.ipynb` (tools/executed_copies.py): the website renders it.
 
     python tools/snli_split.py ../shared/data/snli/snli_1.0_dev.txt DATA      # SNLI/ for ch1, ch3
     ln -s ../shared/data/glue/{SST-2,CoLA,STS-B} DATA/                       # GLUE beside it
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_collect:
             continue
         names = collect(chapter, run_dir, provenance)
+        keep_executed_copy(notebook, output / "executed" / notebook.name, run_dir, provenance)
         summary = {key: provenance[key] for key in ("chapter", "notebook", "command", "profile",
                                                     "data_dir", "started",
                                                     "notebook_wall_time_s")}
@@ -227,6 +229,46 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed: chapters {failed}", flush=True)
     return 1 if failed else 0
+
+
+def _git_commit() -> str:
+    """The commit the chapters ran at ("unknown" outside a git checkout)."""
+    import subprocess
+
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True)
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def keep_executed_copy(notebook: Path, executed: Path, run_dir: Path, provenance: dict) -> Path:
+    """Scrub the executed notebook and keep it under results/executed/ with where it ran (the
+    models, tasks and precisions are read from the records the chapter wrote)."""
+    import nbformat
+
+    from d2l_utils.pages.plots import task_name
+    from tools.executed_copies import MAX_BYTES, RUN_KEY, executed_path, scrub
+
+    records = [json.loads(p.read_text()) for p in sorted(run_dir.rglob("record.json"))]
+    nb = scrub(nbformat.read(executed, as_version=4),
+               {str(run_dir): f"runs/ch{provenance['chapter']:02d}", str(ROOT): ".",
+                str(Path.home()): "~"})
+    nb.metadata[RUN_KEY] = {
+        "profile": provenance["profile"], "commit": _git_commit(),
+        "started": provenance["started"], "wall_time_s": provenance["notebook_wall_time_s"],
+        "data": provenance["data_dir"], "hardware": provenance["hardware"],
+        "models": sorted({r["model"] for r in records}),
+        "tasks": sorted({task_name(r["task"]) for r in records}),
+        "precision": sorted({r.get("mixed_precision") or "fp32" for r in records}),
+    }
+    target = executed_path(notebook)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    size = target.stat().st_size
+    if size > MAX_BYTES:
+        print(f"  warning: {target.relative_to(ROOT)} is {size / 2**20:.1f} MiB (limit "
+              f"{MAX_BYTES / 2**20:.0f} MiB): make its plots smaller", flush=True)
+    print(f"  executed copy -> {target.relative_to(ROOT)} ({size / 2**10:.0f} KiB)", flush=True)
+    return target
 
 
 def _snli_split(data_dir: str | None) -> dict | None:

@@ -1,6 +1,7 @@
 """The book's architecture figures, drawn with matplotlib alone (no external assets).
 
-One function per figure, each returning a `matplotlib.figure.Figure`; `FIGURES` maps the file
+One function per figure, each returning a `Diagram` (a matplotlib `Figure` that a notebook shows
+as an SVG image, also without pyplot imported); `FIGURES` maps the file
 name to the function and `save_figures` writes them as small, byte-for-byte reproducible SVGs
 (`python tools/draw_figures.py` regenerates `figures/`). Colours are the same everywhere:
 grey = frozen, orange = trainable, blue = inputs and activations.
@@ -52,13 +53,26 @@ OVERVIEW_PARTS = ("embeddings", "attention\nweights", "FFN\nweights", "biases /\
 SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "d2l-glue-figures"}
 
 
+class Diagram(Figure):
+    """A matplotlib figure that Jupyter displays as SVG: a bare `Figure` has no display
+    formatter unless pyplot is imported, and shows as `<Figure size ...>`."""
+
+    def _repr_svg_(self) -> str:
+        import io
+
+        buffer = io.StringIO()
+        with matplotlib.rc_context(SVG_RC):
+            self.savefig(buffer, format="svg")
+        return buffer.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
 # Drawing helpers: a canvas in inches, boxes, arrows, a legend
 
 
 def _canvas(width: float, height: float) -> tuple[Figure, Any]:
     """A figure whose single axes fills it, with data units equal to inches."""
-    fig = Figure(figsize=(width, height))
+    fig = Diagram(figsize=(width, height))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
@@ -455,7 +469,7 @@ def methods_overview(counts: dict[str, dict[str, dict]] | None = None,
     """
     if counts is None:
         counts = overview_counts(models)
-    fig = Figure(figsize=(13, 6.2))
+    fig = Diagram(figsize=(13, 6.2))
     n_rows, n_cols = len(OVERVIEW_METHODS), len(OVERVIEW_PARTS)
     grid = fig.add_axes((0.125, 0.19, 0.5, 0.68))
     grid.set_xlim(0, n_cols)

@@ -119,7 +119,7 @@ def params_table(counts: dict[str, dict[str, Any]],
         if expected is not None and name in expected:
             value, key = expected[name] if isinstance(expected[name], tuple) else (
                 expected[name], "trainable")
-            row["seed reports"] = f"{value:,} ({key.replace('_', ' ')})"
+            row["course notebook reports"] = f"{value:,} ({key.replace('_', ' ')})"
             row["match"] = "yes" if c[key] == value else "NO"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")

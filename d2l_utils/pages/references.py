@@ -1,5 +1,5 @@
 """Published numbers the chapters compare against, each cited to the paper, model card or
-original notebook it comes from (the course notebooks the chapters reproduce: `notebook-000` is
+original notebook it comes from (the course notebooks the chapters reproduce: `course notebook 000` is
 chapter 3's, and so on; "seed" in this book means a random seed, never one of these).
 
 One table, so the chapters and the book's references page cite the same figures. Values are on
@@ -20,13 +20,13 @@ SOURCES = {
     "run-glue-readme": "HF run_glue README, bert-base-cased, fp16, Titan RTX, 3 epochs",
     "lora-paper": "Hu et al. 2021, LoRA, Table 2 (roberta-base)",
     "turc-2019": "Turc et al. 2019, well-read students (GLUE test)",
-    "notebook-000": "original notebook of chapter 3 (course material 000): MNLI on a Colab T4, "
+    "course notebook 000": "course notebook of chapter 3 (course material 000): MNLI on a Colab T4, "
                     "under-trained (split across sessions)",
-    "notebook-001": "original notebook of chapter 4 (course material 001): SST-2 shallow prompt, "
+    "course notebook 001": "course notebook of chapter 4 (course material 001): SST-2 shallow prompt, "
                     "distilbert-base-uncased",
-    "notebook-002": "original notebook of chapter 1 (course material 002) = d2l 15.7: bert.small "
+    "course notebook 002": "course notebook of chapter 1 (course material 002) = d2l 15.7: bert.small "
                     "on SNLI, 5 epochs (test set)",
-    "notebook-003": "original notebook of chapter 5 (course material 003): roberta-base, best dev "
+    "course notebook 003": "course notebook of chapter 5 (course material 003): roberta-base, best dev "
                     "snapshot over 10 epochs",
 }
 
@@ -52,7 +52,7 @@ def _rows() -> list[Published]:
 
     for method, (m, mm) in {"freeze": (0.742, 0.740), "lora": (0.754, 0.769),
                             "prefix": (0.784, 0.796)}.items():
-        add("notebook-000", "bert-base-uncased", method, "mnli", "accuracy", (m, mm),
+        add("course notebook 000", "bert-base-uncased", method, "mnli", "accuracy", (m, mm),
             ("dev matched", "dev mismatched"))
     add("hf-model-card-mnli", "bert-base-uncased", "full", "mnli", "accuracy", (0.8456, 0.8484),
         ("dev matched", "dev mismatched"))
@@ -84,10 +84,10 @@ def _rows() -> list[Published]:
                     if (method, task) == ("lora", "cola") else
                     "Spearman, stored by the notebook under the key 'pearson-corr'"
                     if task == "stsb" else "")
-            add("notebook-003", "roberta-base", method, task, metric, (value,), note=note)
-    add("notebook-001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy", (0.737,),
+            add("course notebook 003", "roberta-base", method, task, metric, (value,), note=note)
+    add("course notebook 001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy", (0.737,),
         note="20 virtual tokens, lr 1e-2, batch 32, 10 epochs")
-    add("notebook-002", "d2l bert.small", "full", "snli", "accuracy", (0.779,), "test")
+    add("course notebook 002", "d2l bert.small", "full", "snli", "accuracy", (0.779,), "test")
     for model, sst2, mnli in [("BERT-Tiny", 0.832, 0.702), ("BERT-Mini", 0.859, 0.748),
                               ("BERT-Small", 0.897, 0.776), ("BERT-Medium", 0.896, 0.800)]:
         add("turc-2019", model, "full", "sst2", "accuracy", (sst2,), "test")

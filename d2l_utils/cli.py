@@ -2,7 +2,8 @@
 
 Exit codes: 0 done, 2 a bad option (argparse's usage line, or one `error:` line naming the
 option, the value and the valid range), 1 a data, model or file problem (one `error:` line naming
-the file), 130 interrupted (Ctrl-C). Never a traceback for any of these.
+the file), 128 + the signal number when stopped by a signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP:
+all handled as Ctrl-C, `d2l_utils.signals`). Never a traceback for any of these.
 
 This module imports nothing heavy at the top, so a Ctrl-C in the first seconds (while torch and
 transformers load) is an interruption like any other.
@@ -14,14 +15,13 @@ import copy
 import difflib
 import json
 import os
-import signal
 import sys
-import threading
 import time
 import types
 from pathlib import Path
 from typing import Callable
 
+from . import signals
 from .profiles import PAUSE_ENV
 
 
@@ -179,14 +179,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Ctrl-C
-
-
-def _first_interrupt(signum, frame) -> None:
-    """One Ctrl-C stops the command (KeyboardInterrupt); later ones are ignored, so a second
-    press cannot break the exit (atexit callbacks, the message being printed)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
+# Ctrl-C and the other stop signals
 
 
 def _pause_at_startup() -> None:
@@ -199,11 +192,12 @@ def _pause_at_startup() -> None:
 
 
 def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
-    """What to say after Ctrl-C: the loop's own message (checkpoint saved, resume command),
-    else the resume command only when this run really wrote a checkpoint."""
+    """What to say after Ctrl-C (or SIGTERM, SIGHUP): the loop's own message (checkpoint saved,
+    resume command), else the resume command only when this run really wrote a checkpoint."""
     from_loop = str(err)
     if from_loop:
         return from_loop
+    by = signals.by_signal(signals.signal_of(err))
     output_dir = _RUNNING.get("output_dir")
     if output_dir:
         from .training.checkpoints import list_checkpoints
@@ -213,15 +207,15 @@ def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
         ours = [p for p in [*list_checkpoints(output_dir), *trainer_checkpoints]
                 if p.stat().st_mtime >= started]
         if ours:
-            return (f"interrupted; the last checkpoint of this run is {ours[-1]}. Resume "
+            return (f"interrupted{by}; the last checkpoint of this run is {ours[-1]}. Resume "
                     f"with:\n  {_RUNNING['command']}")
-        return "interrupted before this run wrote a checkpoint; nothing to resume"
-    return "interrupted"
+        return f"interrupted{by} before this run wrote a checkpoint; nothing to resume"
+    return f"interrupted{by}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a subcommand; option errors exit with 2, run errors with 1, Ctrl-C with 130,
-    all without a traceback."""
+    """Dispatch to a subcommand; option errors exit with 2, run errors with 1, Ctrl-C with 130
+    (SIGTERM 143, SIGHUP 129), all without a traceback."""
     from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
@@ -235,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     started = time.time()
     _RUNNING.clear()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _first_interrupt) if in_main_thread else None
+    previous = signals.install(signals.raise_stopped)
     interrupted = False
     try:
         _pause_at_startup()
@@ -246,10 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[argv[0]](argv[1:])
     except KeyboardInterrupt as err:
         interrupted = True
-        if in_main_thread:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signals.ignore_all()
         print(interrupted_message(err, started), file=sys.stderr, flush=True)
-        return 130
+        return signals.exit_status(signals.signal_of(err))
     except Exception as err:
         if isinstance(err, usage_errors()):
             print(f"error: {err}", file=sys.stderr)
@@ -260,6 +252,6 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         # From the shell, a Ctrl-C after an interruption must not break the exit; called from
-        # Python (tests, notebooks), the caller's handler comes back.
-        if in_main_thread and previous is not None and not (from_shell and interrupted):
-            signal.signal(signal.SIGINT, previous)
+        # Python (tests, notebooks), the caller's handlers come back.
+        if not (from_shell and interrupted):
+            signals.restore(previous)

@@ -425,3 +425,48 @@ def test_a_second_run_in_a_busy_folder_is_refused_and_sigkill_frees_it(tmp_path,
         proc.kill()
         proc.communicate()
     assert train(capsys, out, "--max-steps", "2")[0] == 0  # the kernel dropped the lock
+
+
+# ---------------------------------------------------------------------------------------------
+# Every catchable stop signal is Ctrl-C: SIGTERM (kill, schedulers, container stops) and SIGHUP
+# save a checkpoint at the current step and print the resume command; exit 128 + the signal
+
+
+STOP_SIGNALS = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+
+@pytest.mark.parametrize("name,extra", [
+    *[(name, []) for name in STOP_SIGNALS],  # no --save-every-steps: all steps were lost
+    ("SIGTERM", ["--save-every-steps", "2"]),  # the checkpoints stopped at step 4
+])
+def test_a_stop_signal_saves_a_checkpoint_like_ctrl_c(tmp_path, capsys, name, extra):
+    signum = getattr(signal, name)
+    out = tmp_path / "run"
+    proc = start(out, "--max-steps", "8", *extra, pause_at=5)
+    wait_for_pause(proc, 5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert f"interrupted by {name} at step 5; checkpoint saved in {out}/checkpoints/" in err
+    assert list_checkpoints(out)[-1].name == "step-00000005"
+    resume = err.split("Resume with:")[1].strip().split()
+    code, stdout, _ = run_main(capsys, *resume[3:])  # the printed command, run as printed
+    assert code == 0
+    assert f"resuming from {out}/checkpoints/step-00000005 (step 5 of 8)" in stdout
+    assert json.loads((out / "record.json").read_text())["steps"] == 8
+
+
+def test_a_stop_signal_makes_the_hf_trainer_save_and_stop(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = start(out, "--trainer", "hf", "--max-steps", "6", pause_at=3)
+    wait_for_pause(proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert f"interrupted by SIGTERM at step 3; checkpoint saved in {out}/checkpoint-3" in err
+    assert (out / "checkpoint-3" / "trainer_state.json").is_file()
+    code, _, _ = run_main(capsys, *err.split("Resume with:")[1].strip().split()[3:])
+    assert code == 0
+    assert json.loads((out / "record.json").read_text())["steps"] == 6

@@ -7,15 +7,18 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
 
 from ..arguments import RunArguments
 from ..metrics import compute_metrics, predictions_from_logits
 from ..precision import hf_precision_kwargs, resolve_precision
 from ..preprocessing import make_collator
+from ..signals import StopFlag, by_signal, pause_for_tests
 from ..tasks import TaskSpec
+from .checkpoints import resume_command
+from .loop import TrainingInterrupted
 from .prepare import PreparedRun
-from .record import TrainResult, device_description, peak_memory_mb
+from .record import TrainResult, command_line, device_description, peak_memory_mb
 
 
 def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArguments:
@@ -69,6 +72,20 @@ def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = Non
                    compute_metrics=metrics_function(run.task))
 
 
+class SaveAndStopOnSignal(TrainerCallback):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) makes the Trainer save a checkpoint after the
+    current step and stop, as the library loop does."""
+
+    def __init__(self, stop: StopFlag) -> None:
+        self.stop = stop
+
+    def on_step_end(self, args, state, control, **kwargs):
+        pause_for_tests(state.global_step, self.stop)
+        if self.stop.raised:
+            control.should_save = control.should_training_stop = True
+        return control
+
+
 def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     """Train and evaluate `run` with `Trainer`, returning the fields the run record needs."""
     args, task = run.args, run.task
@@ -77,7 +94,15 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
     has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
     resumed = bool(args.resume and has_checkpoint)
-    output = trainer.train(resume_from_checkpoint=resumed or None)
+    with StopFlag() as stop:
+        trainer.add_callback(SaveAndStopOnSignal(stop))
+        output = trainer.train(resume_from_checkpoint=resumed or None)
+    if stop.raised:
+        step = trainer.state.global_step
+        saved = Path(args.output_dir) / f"checkpoint-{step}"
+        raise TrainingInterrupted(f"interrupted{by_signal(stop.signum)} at step {step}; "
+                                  f"checkpoint saved in {saved}. Resume with:\n  "
+                                  f"{resume_command(command_line())}", stop.signum)
     logs = trainer.state.log_history
     history, loss_log = [], []
     for entry in logs:

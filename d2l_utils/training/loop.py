@@ -2,17 +2,14 @@
 DDP, as small steps over one `LoopState` that a checkpoint saves and a resume restores exactly.
 
 AdamW (fused), linear warmup and decay, gradient clipping, length-grouped batches, an evaluation
-every epoch (and every `eval_every_steps`), a checkpoint every `save_every_steps`, and Ctrl-C
-turned into "save, then stop".
+every epoch (and every `eval_every_steps`), a checkpoint every `save_every_steps`, and Ctrl-C,
+SIGTERM or SIGHUP turned into "save, then stop" (`d2l_utils.signals`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +23,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..precision import resolve_precision
 from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
-from ..profiles import PAUSE_ENV
+from ..signals import StopFlag, Stopped, by_signal, pause_for_tests
 from .checkpoints import (
     apply_checkpoint,
     check_disk_space,
@@ -67,39 +64,8 @@ class LoopState:
         return cls(**{k: v for k, v in saved.items() if k in known})
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: a checkpoint was saved; the message says how to resume."""
-
-
-class StopFlag:
-    """Turns SIGINT into a flag checked between steps, so a checkpoint is never half a step."""
-
-    def __init__(self) -> None:
-        self.raised, self._previous = False, None
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.raised:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def pause_for_tests(step: int, stop: StopFlag) -> None:
-    """Testing hook: with `D2L_PAUSE_AT_STEP=N`, print a marker line after step N and wait for
-    a signal there, so interruption tests kill or interrupt a run at a known step."""
-    if os.environ.get(PAUSE_ENV) != str(step):
-        return
-    print(f"paused at step {step}", flush=True)
-    while not stop.raised:  # SIGKILL ends the process; SIGINT sets the flag and saves
-        time.sleep(0.02)
+class TrainingInterrupted(Stopped):
+    """A stop signal during training: a checkpoint was saved; the message says how to resume."""
 
 
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -298,10 +264,11 @@ class Loop:
             saved = self.checkpoint()
         if stop.raised:
             self.bar.close()
+            how = f"interrupted{by_signal(stop.signum)} at step {step}"
             if saved is None:  # another process of a multi-process run: rank 0 saved it
-                raise TrainingInterrupted(f"interrupted at step {step}")
-            raise TrainingInterrupted(f"interrupted at step {step}; checkpoint saved in {saved}."
-                                      f" Resume with:\n  {resume_command(command_line())}")
+                raise TrainingInterrupted(how, stop.signum)
+            raise TrainingInterrupted(f"{how}; checkpoint saved in {saved}. Resume with:\n"
+                                      f"  {resume_command(command_line())}", stop.signum)
         if (args.eval_every_steps and step % args.eval_every_steps == 0
                 and state.batch_in_epoch < self.steps_per_epoch and step < self.total_steps):
             paused = time.perf_counter()  # evaluation time is not training time

@@ -3,14 +3,22 @@
 1. fixed padding: every example padded to `max_seq_length`, fp32, shuffled batches from a plain
    `DataLoader` and a minimal AdamW loop (the seeds' way);
 2. hf trainer: `transformers.Trainer` with `DataCollatorWithPadding` and default arguments;
-3. hf trainer + group_by_length: the same with `group_by_length=True`, the one flag an
-   experienced user sets (the Trainer's length-grouped sampler: mega-batches of 50 batches);
+3. hf trainer + group_by_length: the Trainer as an expert configures it: `group_by_length=True`
+   (the Trainer's length-grouped sampler: mega-batches of 50 batches), fused AdamW named
+   explicitly (`optim="adamw_torch_fused"`, also the Trainer's default) and fp16/bf16 as the
+   GPU supports (`--mixed-precision`, resolved by `d2l_utils.precision`: fp32 on a CPU);
 4. library loop: `train_with_loop` (length-grouped batches whose mega-batch size the sampler
    chooses from the labels: 50 batches, or 3 where length goes with the label; dynamic padding,
-   fused AdamW; on a GPU bf16 autocast).
+   fused AdamW; on a GPU fp16/bf16 autocast, as `--mixed-precision` resolves).
 
-Ways 2 and 3 differ in that one flag only, so together they show how much of the library loop's
-speed-up over the Trainer's defaults the flag alone gives (`hf_group_by_length_share`).
+On a CPU ways 2 and 3 differ in the length grouping only, so together they show how much of the
+library loop's speed-up over the Trainer's defaults that one flag gives
+(`hf_group_by_length_share`); on a GPU way 3 also trains in 16 bits. Each way's report names its
+precision.
+
+Model FLOP utilization (MFU) counts `flops_per_param` x parameters FLOPs per real token: 6 by
+convention (`bench` reports that), or the method's own factor (`benchmarks/gpu_check.py` passes
+6 for full fine-tuning, 4 with a frozen backbone, 2 + 4T/L when the last T of L layers train).
 
 Each way starts from the same seeded model and the same tokenized data, runs a few untimed
 warm-up steps, then `steps` timed optimizer steps. The same hooks measure all four: a forward
@@ -31,6 +39,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 import psutil
@@ -43,6 +52,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from .arguments import RunArguments
 from .methods import build_model, count_parameters
+from .precision import PrecisionError, hf_precision_kwargs, resolve_precision
 from .training.loop import train_with_loop
 from .training.prepare import PreparedRun, prepare_run
 from .training.record import command_line, device_description, library_versions, timestamp
@@ -54,8 +64,11 @@ WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
 # Dense bf16/fp16 tensor-core peaks (FLOP/s) from the vendors' datasheets; first match wins.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     (r"H100.*PCIe", 756e12), (r"H100", 989e12), (r"H200", 989e12), (r"A100", 312e12),
-    (r"\bT4\b", 65e12), (r"\bL4\b", 121e12),
+    (r"\bT4\b", 65e12), (r"\bL4\b", 121e12), (r"\bA10\b", 125e12),
 )
+# Matmul dtype of each precision (accelerate's names), for the measured peak.
+PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_NAMES = {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}
 _RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunArguments)}
 
 
@@ -100,6 +113,7 @@ class BenchArguments:
     lr: float | None = _run_option("lr")
     seed: int = _run_option("seed")
     group_by_length: bool = _run_option("group_by_length")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _run_option("mixed_precision")
     batch_size: int = field(default=32, **_help("training batch size of every way"))
     max_seq_length: int = field(default=128, **_help(
         "truncation length, and the fixed length the fixed-padding way pads to"))
@@ -116,6 +130,10 @@ class BenchArguments:
         if self.steps < 1 or self.untimed_steps < 0:
             raise BenchOptionError(f"--steps must be >= 1 and --untimed-steps >= 0, got "
                                    f"{self.steps} and {self.untimed_steps}")
+        try:
+            resolve_precision(self.mixed_precision)
+        except PrecisionError as err:
+            raise BenchOptionError(str(err)) from None
 
     @property
     def total_steps(self) -> int:
@@ -230,7 +248,7 @@ class StepMeter:
                 "padding_share": round(1 - tokens / self.padded_tokens, 4),
                 "wall_s": round(wall, 6),
                 "examples_per_s": round(self.examples / wall, 3),
-                "tokens_per_s": round(tokens / wall, 1)}
+                "tokens_per_s": round(tokens / wall, 3)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,16 +284,24 @@ def run_fixed_padding(run: PreparedRun, device: torch.device, total_steps: int) 
         optimizer.zero_grad(set_to_none=True)
 
 
+def expert_trainer_options(mixed_precision: str) -> dict[str, Any]:
+    """The `TrainingArguments` an expert sets for speed: length grouping, fused AdamW and 16-bit
+    training where the hardware does it natively (`mixed_precision` resolved as for the loop)."""
+    return {"group_by_length": True, "optim": "adamw_torch_fused",
+            **hf_precision_kwargs(mixed_precision)}
+
+
 def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int,
-                   group_by_length: bool = False) -> None:
+                   expert: bool = False) -> None:
     """`transformers.Trainer` with `DataCollatorWithPadding` and default `TrainingArguments`
-    (with `group_by_length`: that one flag set, the Trainer measuring the lengths itself)."""
+    (with `expert`: `expert_trainer_options` set too, the Trainer measuring the lengths)."""
     args = run.args
+    options = expert_trainer_options(args.mixed_precision) if expert else {}
     with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=args.batch_size,
             max_steps=total_steps, learning_rate=args.lr, seed=args.seed, report_to=[],
-            save_strategy="no", group_by_length=group_by_length,
+            save_strategy="no", **options,
             # pass every column as the other ways do (peft models do not name token_type_ids)
             remove_unused_columns=False,
             disable_tqdm=True)  # cosmetic: no progress bar in the bench output
@@ -287,13 +313,13 @@ def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int,
 
 
 def run_hf_trainer_grouped(run: PreparedRun, device: torch.device, total_steps: int) -> None:
-    """The Trainer with `group_by_length=True`, everything else as `run_hf_trainer`."""
-    run_hf_trainer(run, device, total_steps, group_by_length=True)
+    """The Trainer as an expert configures it (`expert_trainer_options`)."""
+    run_hf_trainer(run, device, total_steps, expert=True)
 
 
 def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -> None:
-    """`d2l_utils.training.loop.train_with_loop`: length-grouped batches and dynamic padding (and
-    bf16 autocast with fused AdamW on a GPU). `run.args.max_steps` is `total_steps`."""
+    """`d2l_utils.training.loop.train_with_loop`: length-grouped batches, dynamic padding, fused
+    AdamW (and fp16/bf16 autocast on a GPU). `run.args.max_steps` is `total_steps`."""
     assert run.args.max_steps == total_steps
     with tempfile.TemporaryDirectory(prefix="d2l_bench_") as output_dir:  # nothing in runs/
         train_with_loop(dataclasses.replace(
@@ -319,26 +345,42 @@ def datasheet_peak_flops(device: torch.device) -> float | None:
     """The vendor's dense bf16/fp16 peak of this GPU, when it is in `PEAK_FLOPS`."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
+    return datasheet_peak_for(torch.cuda.get_device_name(device))
+
+
+def datasheet_peak_for(name: str) -> float | None:
+    """The dense bf16/fp16 peak in `PEAK_FLOPS` of the GPU called `name`, if it is there."""
     return next((peak for pattern, peak in PEAK_FLOPS if re.search(pattern, name)), None)
 
 
-def measured_peak_flops(device: torch.device, size: int = 8192, repeats: int = 20,
-                        dtype: torch.dtype = torch.bfloat16) -> float | None:
-    """The best FLOP/s this GPU reaches on large square bf16 matmuls: the ceiling MFU is
-    measured against (datasheet peaks are rarely reachable). None on CPU."""
-    if device.type != "cuda":
-        return None
+def matmul_flops(device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int = 8192,
+                 repeats: int = 20) -> float:
+    """FLOP/s of square `size` matmuls in `dtype` on `device` (GPU or CPU), after 3 untimed
+    ones: the ceiling that a measured MFU is taken against (datasheet peaks are rarely
+    reached)."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize(device)
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    torch.cuda.synchronize(device)
+    sync()
     return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def measured_peak_flops(device: torch.device, size: int = 8192, repeats: int = 20,
+                        dtype: torch.dtype = torch.bfloat16) -> float | None:
+    """The FLOP/s this GPU reaches on large square bf16 matmuls (`matmul_flops`); None on CPU,
+    where `bench` reports no MFU."""
+    if device.type != "cuda":
+        return None
+    return matmul_flops(device, dtype, size, repeats)
 
 
 def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
@@ -363,28 +405,54 @@ def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
     return {**meter.result(), "peak_memory_mb": round(memory.megabytes, 1)}
 
 
-def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | None) -> None:
-    """Model FLOP utilization, 6 x parameters x real tokens / time / peak, for every way.
+def flop_utilization(tokens_per_s: float, num_params: int, peak: float,
+                     flops_per_param: float = 6.0) -> float:
+    """Model FLOP utilization: flops_per_param x parameters x real tokens/s / peak FLOP/s."""
+    return round(flops_per_param * num_params * tokens_per_s / peak, 5)
 
-    6N per token counts the weight gradients of frozen parameters too, so for parameter-
-    efficient methods it overstates the work; it is the usual convention all the same."""
+
+def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | None,
+                         flops_per_param: float = 6.0, key: str = "mfu") -> None:
+    """`flop_utilization` of every way under `key` (nothing without a peak).
+
+    6N per token (the default) counts the weight gradients of frozen parameters too, so for
+    parameter-efficient methods it overstates the work; it is the usual convention all the
+    same. Pass the method's factor (4 with a frozen backbone) to count only the work done."""
     if peak is None:
         return
     for result in ways.values():
-        result["mfu"] = round(6 * num_params * result["tokens_per_s"] / peak, 5)
+        result[key] = flop_utilization(result["tokens_per_s"], num_params, peak,
+                                       flops_per_param)
 
 
-def bench(args: BenchArguments) -> dict[str, Any]:
-    """Run the four ways and return the report (the JSON line's content)."""
+def way_precisions(mixed_precision: str) -> dict[str, str]:
+    """The precision each way trains in: fixed padding and the Trainer's defaults fp32 (`no`),
+    the expert Trainer and the library loop `mixed_precision` as resolved on this machine."""
+    resolved = resolve_precision(mixed_precision)
+    return {"fixed_padding": "no", "hf_trainer": "no", "hf_trainer_grouped": resolved,
+            "library_loop": resolved}
+
+
+def prepare_bench(args: BenchArguments) -> tuple[PreparedRun, dict[str, int], torch.device]:
+    """The tokenized data and tokenizer every way shares (no model: each way seeds its own),
+    the parameter counts and the device."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = prepare_run(args.run_arguments())  # data and tokenizer, shared by all ways
+    run = prepare_run(args.run_arguments())
     params = count_parameters(run.model)
     run.model = None  # type: ignore[assignment]  # each way builds its own seeded copy
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     check_single_epoch(run, args)
+    return run, params, device
+
+
+def bench(args: BenchArguments) -> dict[str, Any]:
+    """Run the four ways and return the report (the JSON line's content)."""
+    run, params, device = prepare_bench(args)
     load_before = os.getloadavg()[0]  # other processes on the machine skew CPU timings
     ways = {name: measure_way(name, run, args, device) for name in WAYS}
+    for name, precision in way_precisions(args.mixed_precision).items():
+        ways[name]["precision"] = precision
     peak = peak_flops(device, args.peak_tflops)
     add_flop_utilization(ways, params["total"], peak)
     library = ways["library_loop"]["examples_per_s"]
@@ -393,6 +461,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
         "model": run.args.model, "task": run.task.name, "method": run.method.name,
         "steps": args.steps, "untimed_steps": args.untimed_steps, "batch_size": args.batch_size,
         "max_seq_length": args.max_seq_length, "group_by_length": args.group_by_length,
+        "mixed_precision": args.mixed_precision,
         "seed": args.seed, "lr": run.args.lr,
         "train_examples": len(run.data["train"]), "device": device_description(device),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
@@ -435,7 +504,7 @@ def format_table(report: dict[str, Any]) -> str:
     """The four ways side by side, the library loop's speed-ups, and the Trainer flag's."""
     mfu = report["peak_flops"] is not None
     header = (f"{'way':29s} {'examples/s':>11s} {'tokens/s':>10s} {'padding':>8s} "
-              f"{'peak MB':>9s} {'wall s':>8s}" + (f" {'MFU':>7s}" if mfu else ""))
+              f"{'peak MB':>9s} {'wall s':>8s} {'prec':>5s}" + (f" {'MFU':>7s}" if mfu else ""))
     lines = [f"bench: {report['task']} | {report['method']} | {report['model']} | "
              f"{report['steps']} steps x batch {report['batch_size']} (after "
              f"{report['untimed_steps']} untimed steps) | {report['device']}", header]
@@ -443,7 +512,8 @@ def format_table(report: dict[str, Any]) -> str:
         way = report[name]
         lines.append(f"{WAY_TITLES[name]:29s} {way['examples_per_s']:11.2f} "
                      f"{way['tokens_per_s']:10.1f} {way['padding_share']:8.1%} "
-                     f"{way['peak_memory_mb']:9.1f} {way['wall_s']:8.2f}"
+                     f"{way['peak_memory_mb']:9.1f} {way['wall_s']:8.2f} "
+                     f"{PRECISION_NAMES.get(way.get('precision', ''), ''):>5s}"
                      + (f" {way['mfu']:7.2%}" if mfu else ""))
     lines.append(f"library loop: {report['ratio_vs_fixed_padding']:.2f}x fixed padding, "
                  f"{report['ratio_vs_hf_trainer']:.2f}x hf trainer, "
@@ -466,3 +536,115 @@ def run_bench(args: BenchArguments) -> dict[str, Any]:
         with open(args.output, "a") as file:
             file.write(line + "\n")
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/gpu_check.py's results, for the book pages
+
+GPU_CHECK_JSON = "gpu_check.json"
+# Where a GPU run of benchmarks/gpu_check.py leaves its results (in a source checkout).
+GPU_CHECK_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / GPU_CHECK_JSON
+PART_TITLES = {"bench": "throughput (four ways)", "precision": "fp32 / fp16 / bf16",
+               "resume": "kill -9 and resume", "chapter": "chapter 5 (rehearsal caps)"}
+
+
+def load_gpu_check(path: str | Path | None = None, require_gpu: bool = True
+                   ) -> dict[str, Any] | None:
+    """The JSON of a `benchmarks/gpu_check.py` run (default: the committed GPU run), or None
+    when there is none, so a book page shows measured GPU numbers only when they exist.
+    With `require_gpu`, a CPU run's file counts as none."""
+    path = Path(path) if path is not None else GPU_CHECK_PATH
+    if path.is_dir():
+        path = path / GPU_CHECK_JSON
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    if require_gpu and summary.get("device") != "cuda":
+        return None
+    return summary
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _tflops(value: float | None) -> str:
+    return "" if value is None else f"{value / 1e12:,.1f}"
+
+
+def _check_result(name: str, summary: dict[str, Any]) -> str:
+    """One line on what a part of the check found."""
+    if name == "bench":
+        return f"{len(summary.get('bench', []))} jobs x 4 ways"
+    if name == "precision":
+        runs = summary.get("precision", {}).get("runs", [])
+        return ", ".join(sorted({PRECISION_NAMES[r["precision"]] for r in runs}))
+    if name == "resume":
+        resume = summary.get("resume", {})
+        if "max_metric_difference" not in resume:
+            return ""
+        return (f"killed after step {resume['killed_after_step']} of {resume['steps']}; "
+                f"largest metric difference {resume['max_metric_difference']:.3g}, "
+                f"weights {resume['max_weight_difference']:.3g}")
+    chapter = summary.get("chapter", {})
+    records = chapter.get("records", [])
+    if not records:
+        return ""
+    devices = sorted({r["device"] for r in records})
+    return (f"{chapter.get('profile')} profile: {len(records)} runs in "
+            f"{chapter.get('seconds', 0):.0f} s on {', '.join(devices)}")
+
+
+def gpu_check_tables(summary: dict[str, Any]) -> list[Any]:
+    """The check's JSON as four pandas DataFrames (each titled in `.attrs["title"]`): the
+    device and its peaks, the four ways per job, the precisions, and the checks."""
+    import pandas as pd
+
+    peaks, precisions = summary["peaks"], summary["precisions"]
+    settings = summary["settings"]
+    device = [
+        ("device", summary["device_name"]),
+        ("compute capability", summary.get("compute_capability") or ""),
+        ("model, data", f"{settings['model']} (random weights), {settings['data']}"),
+        ("batch, timed steps", f"{settings['batch_size']}, {settings['steps']} (after "
+                               f"{settings['untimed_steps']} untimed)"),
+        ("precision the library picks", PRECISION_NAMES[precisions["picked"]]),
+        ("datasheet peak, TFLOP/s (dense 16-bit)", _tflops(peaks.get("datasheet")) or "unknown"),
+        *((f"measured {PRECISION_NAMES[p]} matmul, TFLOP/s", _tflops(flops))
+          for p, flops in peaks["matmul"].items()),
+        ("check took", f"{summary.get('total_seconds', 0):.0f} s"
+                       + ("" if summary.get("complete") else " (incomplete)")),
+    ]
+    throughput = [
+        {"task": job["task"], "method": job["method"], "way": WAY_TITLES[name],
+         "precision": PRECISION_NAMES.get(job[name].get("precision", ""), ""),
+         "examples/s": f"{job[name]['examples_per_s']:,.1f}",
+         "real tokens/s": f"{job[name]['tokens_per_s']:,.0f}",
+         "peak memory MB": f"{job[name]['peak_memory_mb']:,.0f}",
+         "FLOPs/token": f"{job['flops_per_param']:.3g}N",
+         "MFU (measured peak)": _pct(job[name].get("mfu")),
+         "MFU (datasheet)": _pct(job[name].get("mfu_datasheet"))}
+        for job in summary.get("bench", []) for name in WAYS]
+    precision = [
+        {"precision": PRECISION_NAMES[run["precision"]]
+         + (" (picked)" if run["precision"] == precisions["picked"] else ""),
+         "way": WAY_TITLES[run["way"]], "examples/s": f"{run['examples_per_s']:,.1f}",
+         "real tokens/s": f"{run['tokens_per_s']:,.0f}",
+         "peak memory MB": f"{run['peak_memory_mb']:,.0f}",
+         "x fp32": f"{run['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in run else "",
+         "MFU (measured peak)": _pct(run.get("mfu")),
+         "MFU (datasheet)": _pct(run.get("mfu_datasheet"))}
+        for run in summary.get("precision", {}).get("runs", [])]
+    checks = [{"part": PART_TITLES[name], "status": part["status"],
+               "result": "; ".join(filter(None, [
+                   _check_result(name, summary) if part["status"] != "skipped" else "",
+                   part.get("reason")])),
+               "seconds": f"{part['seconds']:.0f}"}
+              for name, part in summary.get("parts", {}).items()]
+    titles = ("Device and peaks", "Throughput: the four ways", "Precision",
+              "Checks")
+    frames = [pd.DataFrame(device, columns=["", "value"]), pd.DataFrame(throughput),
+              pd.DataFrame(precision), pd.DataFrame(checks)]
+    for frame, title in zip(frames, titles):
+        frame.attrs["title"] = title
+    return frames

@@ -11,9 +11,14 @@ from d2l_utils.bench import (
     RUNNERS,
     WAYS,
     BenchArguments,
+    add_flop_utilization,
+    datasheet_peak_for,
+    expert_trainer_options,
     format_table,
     group_by_length_share,
+    matmul_flops,
     peak_flops,
+    way_precisions,
 )
 from d2l_utils.cli import main
 
@@ -103,3 +108,43 @@ def test_untimed_steps_are_not_learning_rate_warmup():
     job = args.run_arguments()
     assert job.max_steps == 12
     assert job.warmup_steps is None and job.num_warmup_steps(12) == round(0.1 * 12)
+
+
+def test_each_way_names_its_precision(report):
+    """On a CPU every way trains in fp32: the expert Trainer's 16 bits are for GPUs."""
+    assert report["mixed_precision"] == "auto"
+    assert {report[name]["precision"] for name in WAYS} == {"no"}
+    assert way_precisions("auto") == dict.fromkeys(WAYS, "no")
+
+
+def test_the_expert_trainer_sets_grouping_fused_adamw_and_the_precision():
+    assert expert_trainer_options("auto") == {"group_by_length": True,
+                                              "optim": "adamw_torch_fused",
+                                              "fp16": False, "bf16": False}  # a CPU: fp32
+
+
+def test_a_precision_this_machine_cannot_run_is_one_error_line(capsys):
+    assert main(["bench", "--tiny", "--task", "sst2", "--mixed-precision", "fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: fp16 needs a CUDA GPU")
+
+
+def test_datasheet_peaks_by_gpu_name():
+    assert datasheet_peak_for("NVIDIA A10") == 125e12
+    assert datasheet_peak_for("NVIDIA A100-SXM4-80GB") == 312e12  # A10 does not match A100
+    assert datasheet_peak_for("NVIDIA H100 PCIe") == 756e12
+    assert datasheet_peak_for("Tesla T4") == 65e12
+    assert datasheet_peak_for("NVIDIA GeForce RTX 4090") is None
+
+
+def test_flop_utilization_with_the_methods_factor():
+    ways = {"a": {"tokens_per_s": 1000.0}}
+    add_flop_utilization(ways, 1_000_000, 1e12)  # 6N by convention
+    add_flop_utilization(ways, 1_000_000, 1e12, flops_per_param=4.0, key="mfu4")
+    assert ways["a"]["mfu"] == 0.006 and ways["a"]["mfu4"] == 0.004
+    add_flop_utilization(ways, 1_000_000, None, key="none")  # no peak, no MFU
+    assert "none" not in ways["a"]
+
+
+def test_matmul_flops_runs_on_a_cpu_too():
+    assert matmul_flops(torch.device("cpu"), torch.float32, size=64, repeats=2) > 0

@@ -470,3 +470,139 @@ def test_a_stop_signal_makes_the_hf_trainer_save_and_stop(tmp_path, capsys):
     code, _, _ = run_main(capsys, *err.split("Resume with:")[1].strip().split()[3:])
     assert code == 0
     assert json.loads((out / "record.json").read_text())["steps"] == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk: refused before training when the run's files cannot fit; a failed write is one
+# line naming the file and the free space, keeps the last whole checkpoint, leaves no temporary
+# folder, and the run resumes once space is freed. On a real small disk (a tmpfs, as root) and
+# with an injected OSError (anywhere)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a folder on a tmpfs of that size; skipped where mounting is not allowed."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root; the injected-error tests cover it")
+        folder = tmp_path / f"disk-{size}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_run_too_big_for_a_2mb_disk_is_refused_before_training(capsys, small_disk):
+    out = small_disk("2m") / "run"
+    code, stdout, err = train(capsys, out, "--max-steps", "2")
+    assert code == 1
+    assert f"error: --output-dir {out}: " in err and "MiB free, this run needs about" in err
+    assert "for the final weights and record" in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+    assert "step" not in stdout and not list(out.iterdir())[1:]  # only .lock: nothing trained
+
+
+def test_the_disk_check_counts_keep_plus_one_checkpoints(tmp_path, capsys, monkeypatch):
+    """Room for 2.5 checkpoints: enough for one, not for keeping two while a third is written."""
+    from d2l_utils.training import checkpoints
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=int(2.5 * 26 * 2**20)))
+    code, _, err = train(capsys, tmp_path / "run", *RUN)
+    assert code == 1
+    assert "MiB for 3 checkpoints (--keep-checkpoints 2 + the one being written)" in err
+    assert not list_checkpoints(tmp_path / "run")
+    assert train(capsys, tmp_path / "run", *RUN, "--keep-checkpoints", "1")[0] == 0
+
+
+def _assert_failed_write(err: str, out: Path, kept: str) -> None:
+    assert "Traceback" not in err, err[-2000:]
+    line = [t for t in err.splitlines() if t.startswith("error: ")]
+    assert len(line) == 1, err[-2000:]
+    assert f"error: cannot write {out}/" in line[0] and "No space left on device" in line[0]
+    assert "MiB free on its disk" in line[0]
+    assert f"the last whole checkpoint is {out}/checkpoints/{kept}: free some space, then " \
+           "resume with: " in line[0] and line[0].endswith("--resume")
+    assert not list((out / "checkpoints").glob(".tmp-*"))
+    assert list_checkpoints(out)[-1].name == kept
+    assert not (out / "record.json").exists()
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_one_and_resumes(tmp_path, capsys,
+                                                                     monkeypatch):
+    import errno
+
+    from d2l_utils.training import checkpoints
+
+    real = checkpoints.torch.save
+
+    def full_at_step_4(obj, path: Path) -> None:
+        if path.parent.name.startswith(".tmp-step-00000004"):
+            path.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(obj, path)
+
+    monkeypatch.setattr(checkpoints.torch, "save", full_at_step_4)
+    out = tmp_path / "run"
+    code, _, err = train(capsys, out, "--max-steps", "6", "--save-every-steps", "2")
+    assert code == 1
+    _assert_failed_write(err, out, "step-00000002")
+    assert "optimizer.pt" in err
+    monkeypatch.setattr(checkpoints.torch, "save", real)  # space freed
+    code, stdout, _ = train(capsys, out, "--max-steps", "6", "--save-every-steps", "2",
+                            "--resume")
+    assert code == 0 and "(step 2 of 6)" in stdout
+
+
+def test_a_full_disk_at_the_final_save_keeps_the_checkpoints(tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    from d2l_utils.training import saving
+
+    real = saving.save_file
+
+    def full_for_the_final_weights(tensors, path: str, metadata=None) -> None:
+        if Path(path).parent.name == "run":
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: "
+                                  'StorageFull, message: "No space left on device" })')
+        real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(saving, "save_file", full_for_the_final_weights)
+    out = tmp_path / "run"
+    code, _, err = train(capsys, out, *RUN)
+    assert code == 1
+    _assert_failed_write(err, out, "step-00000004")
+    assert not list(out.glob("*.tmp"))
+    monkeypatch.setattr(saving, "save_file", real)
+    assert train(capsys, out, *RUN, "--resume")[0] == 0
+    assert (out / "record.json").is_file()
+
+
+def test_a_real_full_disk_mid_run(small_disk, capsys):
+    """A 100 MB tmpfs: the run fits; at step 4 the disk is filled, the checkpoint there fails."""
+    disk = small_disk("100m")
+    out = disk / "run"
+    steps = ["--max-steps", "6", "--save-every-steps", "2"]
+    proc = start(out, *steps, pause_at=4)
+    wait_for_pause(proc, 4)
+    filler = disk / "filler"
+    with open(filler, "wb") as handle:  # leave 3 MB: less than a checkpoint
+        handle.write(b"\0" * (shutil.disk_usage(disk).free - 3 * 2**20))
+    proc.send_signal(signal.SIGTERM)  # step 4's checkpoint (due anyway) is written now
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    _assert_failed_write(err, out, "step-00000002")
+    filler.unlink()
+    resume = [line for line in err.splitlines() if "resume with:" in line][0]
+    code, stdout, _ = run_main(capsys, *resume.split("resume with: ")[1].split()[3:])
+    assert code == 0 and "(step 2 of 6)" in stdout

@@ -27,12 +27,15 @@ import torch.nn as nn
 
 from .saving import (
     SavedRunError,
+    WriteError,
+    free_space,
     load_run_args,
     read_tensors,
     read_trainable,
     save_tensors,
     save_trainable,
-    trainable_state_dict,
+    weights_bytes,
+    writing,
 )
 
 CHECKPOINT_DIR = "checkpoints"
@@ -87,20 +90,51 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> No
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
 
+RECORD_ROOM = 1_000_000  # record.json, run_args.json and a checkpoint's small files
+
+
 def required_bytes(model: nn.Module, include_frozen: bool) -> int:
     """Rough size of one checkpoint: weights plus AdamW's two moments for trainable ones."""
-    trainable = sum(t.numel() * t.element_size() for t in trainable_state_dict(model).values())
-    frozen = sum(p.numel() * p.element_size() for p in model.parameters()) if include_frozen else 0
-    return 3 * trainable + frozen + 1_000_000
+    trainable = weights_bytes(model)
+    return 3 * trainable + weights_bytes(model, include_frozen) - trainable + RECORD_ROOM
 
 
-def check_disk_space(output_dir: str | os.PathLike, needed: int) -> None:
-    """Fail before training when one checkpoint would not fit on the disk."""
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def check_disk_space(output_dir: str | os.PathLike, model: nn.Module, include_frozen: bool,
+                     save_model: bool, keep: int | None) -> None:
+    """Refuse, before training, a run whose files would not fit on the disk: the final weights
+    and record, and with checkpoints (`keep` not None) `keep` + 1 of them, since the newest is
+    written before the oldest goes. Checkpoints already in the folder count as room (a resumed
+    run prunes them)."""
+    parts = {"the final weights and record": (weights_bytes(model, include_frozen)
+                                              if save_model else 0) + RECORD_ROOM}
+    if keep is not None:
+        parts[f"{keep + 1} checkpoints (--keep-checkpoints {keep} + the one being written)"] = (
+            (keep + 1) * required_bytes(model, include_frozen))
+    needed = sum(parts.values())
+    root = checkpoint_root(output_dir)
+    reusable = _folder_bytes(root) if root.is_dir() else 0
     free = shutil.disk_usage(output_dir).free
-    if free < needed:
-        raise OSError(f"--output-dir {output_dir}: only {free / 2**20:.0f} MiB free, one "
-                      f"checkpoint needs about {needed / 2**20:.0f} MiB; free some space or "
-                      "choose another folder")
+    if free + reusable < needed:
+        details = " + ".join(f"{size / 2**20:.1f} MiB for {what}" for what, size in parts.items())
+        raise WriteError(f"--output-dir {output_dir}: {free / 2**20:.1f} MiB free"
+                         + (f" (+ {reusable / 2**20:.1f} MiB of old checkpoints)" if reusable
+                            else "")
+                         + f", this run needs about {needed / 2**20:.1f} MiB ({details}); free "
+                         "some space or choose another folder"
+                         + (" or lower --keep-checkpoints" if keep is not None else ""))
+
+
+def resume_hint(output_dir: str | os.PathLike, command: str) -> str:
+    """What to do after a failed write: resume from the last whole checkpoint, if any."""
+    latest = latest_checkpoint(output_dir)
+    if latest is None:
+        return "no checkpoint of this run was written: free some space and run it again"
+    return (f"the last whole checkpoint is {latest}: free some space, then resume with: "
+            f"{resume_command(command)}")
 
 
 def _sha256(path: Path) -> str:
@@ -112,7 +146,13 @@ def _sha256(path: Path) -> str:
 
 
 def _torch_save(obj: Any, path: Path) -> None:
-    torch.save(obj, path)
+    with writing(path):
+        torch.save(obj, path)
+
+
+def _write_json(path: Path, value: Any, indent: int | None = None) -> None:
+    with writing(path):
+        path.write_text(json.dumps(value, indent=indent))
 
 
 def save_checkpoint(output_dir: str | os.PathLike, step: int, model: nn.Module,
@@ -127,19 +167,26 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, model: nn.Module,
     for stale in root.glob(".tmp-step-*"):  # half-written by a killed run (the folder is locked)
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
-    tmp.mkdir(parents=True)
-    save_trainable(model, tmp, run_args, include_frozen=include_frozen)
-    _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
-    _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
-    if scaler is not None:
-        _torch_save(scaler.state_dict(), tmp / "scaler.pt")
-    tensors, plain = rng_state()
-    save_tensors(tensors, tmp / "rng.safetensors")
-    (tmp / "rng.json").write_text(json.dumps(plain))
-    (tmp / STATE).write_text(json.dumps(state))
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(tmp.iterdir()) if p.is_file()}
-    (tmp / MANIFEST).write_text(json.dumps(files, indent=1))
+    try:
+        tmp.mkdir(parents=True)
+        save_trainable(model, tmp, run_args, include_frozen=include_frozen)
+        _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
+        if scaler is not None:
+            _torch_save(scaler.state_dict(), tmp / "scaler.pt")
+        tensors, plain = rng_state()
+        save_tensors(tensors, tmp / "rng.safetensors")
+        _write_json(tmp / "rng.json", plain)
+        _write_json(tmp / STATE, state)
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        _write_json(tmp / MANIFEST, files, indent=1)
+    except OSError as err:  # WriteError, or the folder itself (mkdir) could not be made
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, WriteError):
+            raise
+        raise WriteError(f"cannot write {tmp} ({err.strerror}); {free_space(root)} free on its "
+                         "disk") from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     saved = list_checkpoints(output_dir)

@@ -26,19 +26,18 @@ from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_col
 from ..signals import StopFlag, Stopped, by_signal, pause_for_tests
 from .checkpoints import (
     apply_checkpoint,
-    check_disk_space,
     checkpoint_root,
     find_resumable,
     latest_checkpoint,
-    required_bytes,
     resume_command,
+    resume_hint,
     save_checkpoint,
 )
 from .clipping import clip_by_group_, clip_groups
 from .evaluate import epoch_line, evaluate_model
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
-from .saving import trainable_state_dict
+from .saving import WriteError, trainable_state_dict
 
 
 @dataclass
@@ -203,11 +202,15 @@ class Loop:
         snapshot = {**asdict(self.state),
                     "train_time": self.state.train_time + time.perf_counter() - self._tick}
         if self.accelerator.is_main_process:
-            saved = save_checkpoint(self.args.output_dir, self.state.step,
-                                    self.accelerator.unwrap_model(self.model), self.optimizer,
-                                    self.scheduler, self.accelerator.scaler, snapshot,
-                                    self.run_args, self.include_frozen,
-                                    self.args.keep_checkpoints)
+            try:
+                saved = save_checkpoint(self.args.output_dir, self.state.step,
+                                        self.accelerator.unwrap_model(self.model),
+                                        self.optimizer, self.scheduler,
+                                        self.accelerator.scaler, snapshot, self.run_args,
+                                        self.include_frozen, self.args.keep_checkpoints)
+            except WriteError as err:  # a full disk: say what is kept and how to go on
+                raise WriteError(f"{err}; "
+                                 f"{resume_hint(self.args.output_dir, command_line())}") from None
         self.accelerator.wait_for_everyone()
         return saved
 
@@ -296,9 +299,6 @@ class Loop:
         """Train to `total_steps` (resuming first when asked) and report the result."""
         self.restore()
         args, state = self.args, self.state
-        if args.save_every_steps and self.accelerator.is_main_process:
-            check_disk_space(args.output_dir, required_bytes(self.run_.model,
-                                                             self.include_frozen))
         sums = {name: torch.tensor(value, device=self.device, dtype=dtype)
                 for name, value, dtype in [("examples", state.examples, torch.long),
                                            ("tokens", state.tokens, torch.long),

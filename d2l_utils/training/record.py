@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..profiles import rehearsal_caps
+from .saving import write_text_atomic
 
 if TYPE_CHECKING:
     from .prepare import PreparedRun
@@ -64,9 +65,7 @@ def write_record(output_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write `record.json` atomically (temporary file, then rename)."""
     path = Path(output_dir) / RECORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
     return path
 
 

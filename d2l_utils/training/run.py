@@ -13,9 +13,10 @@ from typing import Any
 
 from ..arguments import RunArguments, check_against_model
 from ..precision import resolve_precision
+from .checkpoints import check_disk_space, resume_hint
 from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_run
-from .record import TrainResult, build_record, summary_line, write_record
-from .saving import save_trainable
+from .record import TrainResult, build_record, command_line, summary_line, write_record
+from .saving import WriteError, save_trainable
 
 __all__ = ["PreparedRun", "prepare_run", "resolve_precision", "train", "train_with_fastnlp"]
 
@@ -44,15 +45,24 @@ def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[
     run = prepare_run(args)  # then the data (file:line errors) and the model
     # then the folder: locked for the whole run; an unfinished or different run there is
     # refused, a finished one with the same options replaced
+    include_frozen = not run.backbone.pretrained
     with claim_output_dir(run.args, check=write):
+        if write:  # room for the final weights, the record and the checkpoints kept
+            check_disk_space(run.args.output_dir, run.model, include_frozen,
+                             run.args.save_model,
+                             run.args.keep_checkpoints if run.args.save_every_steps else None)
         result = run_trainer(run)
         result.wall_time_s = round(time.perf_counter() - started, 3)
         record = build_record(run, result)
         if result.is_main_process and write:
-            if run.args.save_model:
-                save_trainable(result.model or run.model, run.args.output_dir,
-                               asdict(run.args), include_frozen=not run.backbone.pretrained)
-            write_record(run.args.output_dir, record)
+            try:
+                if run.args.save_model:
+                    save_trainable(result.model or run.model, run.args.output_dir,
+                                   asdict(run.args), include_frozen=include_frozen)
+                write_record(run.args.output_dir, record)
+            except WriteError as err:  # a full disk after all: say what is kept
+                raise WriteError(f"{err}; {resume_hint(run.args.output_dir, command_line())}"
+                                 ) from None
     if result.is_main_process and verbose:
         print(summary_line(record), flush=True)
     return record

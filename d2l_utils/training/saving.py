@@ -3,14 +3,18 @@
 Only parameters that trained are written (for LoRA, a few hundred KB instead of the backbone);
 the frozen rest is rebuilt from the backbone, exactly as the run built it. Loading never executes
 code: safetensors holds tensors only. A file that cannot be read (truncated, not safetensors, not
-JSON) is a `SavedRunError` naming it, never a library traceback.
+JSON) is a `SavedRunError` naming it, and one that cannot be written (a full disk) a `WriteError`
+naming it and the free space, never a library traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -27,6 +31,38 @@ class SavedRunError(ValueError):
     """A saved run or checkpoint file that cannot be used; the message names the file."""
 
 
+class WriteError(OSError):
+    """A run's file that could not be written (a full disk, say); names the file and the free
+    space. The partial file is gone."""
+
+    def __str__(self) -> str:  # OSError would prefix an errno
+        return self.args[0]
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """The free space on the disk holding `path` (or its nearest existing parent), as 'N MiB'."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB"
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write of `path` (an `OSError`, or the error safetensors or torch raise for
+    one) into a `WriteError` naming the file and the free space; the partial file is removed."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except (OSError, SafetensorError, RuntimeError) as err:
+        reason = (err.strerror if isinstance(err, OSError) and err.strerror
+                  else (str(err).strip().splitlines() or [type(err).__name__])[0][:200])
+        Path(path).unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path} ({reason}); {free_space(path)} free on its "
+                         "disk") from None
+
+
 def make_readable(path: str | os.PathLike) -> None:
     """Give a file the permissions of any other file written here (safetensors creates its
     files 0600, every other file of a run folder is 0644 under the usual umask)."""
@@ -38,15 +74,23 @@ def make_readable(path: str | os.PathLike) -> None:
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                  metadata: dict[str, str] | None = None) -> None:
     """`safetensors.torch.save_file`, with the run folder's usual file permissions."""
-    save_file(tensors, str(path), metadata=metadata)
-    make_readable(path)
+    with writing(path):
+        save_file(tensors, str(path), metadata=metadata)
+        make_readable(path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small text file under a temporary name, then rename it into place."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with writing(tmp):
+        tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def weights_bytes(model: nn.Module, include_frozen: bool = False) -> int:
+    """Size of the weights `save_trainable` writes (all of them with `include_frozen`)."""
+    return sum(p.numel() * p.element_size() for _, p in counted_parameters(model)
+               if include_frozen or p.requires_grad)
 
 
 def trainable_state_dict(model: nn.Module, include_frozen: bool = False) -> dict:

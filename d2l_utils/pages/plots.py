@@ -282,13 +282,18 @@ COST_COLUMNS = {"train ex/s": "training examples / s", "peak MB": "peak memory (
 
 
 def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
-    """What each method costs: throughput, peak memory and wall time, bars per method and task."""
+    """What each method costs: throughput, wall time and (on a GPU only) peak memory, bars per
+    method and task. On a CPU the peak is the notebook process's resident memory, which only
+    grows from run to run, so it says nothing about a method and is left out."""
     table = records_table(records)
     methods = list(dict.fromkeys(table["method"]))
     tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(1, len(COST_COLUMNS), figsize=(4.2 * len(COST_COLUMNS), 3.6))
+    columns = dict(COST_COLUMNS)
+    if any(not str(r.get("device", "")).startswith("cuda") for r in records):
+        columns.pop("peak MB")
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6))
     width = 0.8 / max(len(tasks), 1)
-    for ax, (column, label) in zip(axes, COST_COLUMNS.items()):
+    for ax, (column, label) in zip(axes, columns.items()):
         for i, task in enumerate(tasks):
             rows = table[table["task"] == task].set_index("method").reindex(methods)
             ax.bar([m + i * width for m in range(len(methods))], rows[column].astype(float),

@@ -210,17 +210,37 @@ def subsample(ds: Dataset, max_samples: int | None, seed: int) -> Dataset:
     return ds.shuffle(seed=seed).select(range(max_samples))
 
 
+def check_eval_sizes(task: TaskSpec, data: DatasetDict,
+                     max_eval_samples: int | None = None) -> None:
+    """Refuse evaluation splits too small for the task's metrics (empty, or one STS-B pair:
+    a correlation needs two), before any training."""
+    from .metrics import MIN_EXAMPLES, min_eval_examples
+
+    needed = min_eval_examples(task)
+    for split in task.eval_splits:
+        found = len(data[split]) if split in data else 0
+        if found < needed:
+            metric = max(task.metrics, key=lambda name: MIN_EXAMPLES.get(name, 1))
+            after = (f" after --max-eval-samples {max_eval_samples}"
+                     if max_eval_samples is not None and max_eval_samples < needed else "")
+            raise DataError(f"{task.name}: the {split} split has {found} example(s){after}; "
+                            f"{task.name}'s {metric} needs at least {needed}")
+
+
 def load_task_data(task: TaskSpec, data_dir: str | os.PathLike | None = None,
                    tiny: bool = False, max_train_samples: int | None = None,
                    max_eval_samples: int | None = None, seed: int = 42) -> DatasetDict:
-    """Train and evaluation splits of `task` from the fixtures (`tiny`), `data_dir` or the hub."""
+    """Train and evaluation splits of `task` from the fixtures (`tiny`), `data_dir` or the hub;
+    evaluation splits too small for the task's metrics are refused."""
     if tiny:
         data = load_fixtures(task)
     elif data_dir is not None:
         data = load_glue_dir(task, data_dir)
     else:
         data = load_hub(task)
-    return DatasetDict({
+    data = DatasetDict({
         split: subsample(ds, max_train_samples if split == "train" else max_eval_samples, seed)
         for split, ds in data.items()
     })
+    check_eval_sizes(task, data, max_eval_samples)
+    return data

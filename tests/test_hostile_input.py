@@ -181,7 +181,61 @@ def test_non_finite_metric_inputs_are_errors_never_zero():
         compute_metrics(stsb, labels, np.array([0.5, np.nan, 2.0, 4.0]))
     with pytest.raises(MetricError, match=r"predictions are not finite.*diverged"):
         compute_metrics(stsb, np.array([np.inf, 1.0, 2.0, 3.0]), labels)
-    assert compute_metrics(stsb, np.ones(4), labels)["pearson"] == 0.0  # constant: defined 0
+
+
+
+def test_an_undefined_correlation_is_reported_as_undefined_never_zero():
+    stsb = get_task("stsb")
+    labels = np.array([0.5, 1.0, 2.0, 4.0])
+    out = compute_metrics(stsb, np.full(4, 2.5), labels)
+    assert out["pearson"] is None and out["spearmanr"] is None
+    assert out["undefined"]["pearson"] == ("the predictions are constant (2.5): a correlation "
+                                           "needs variation")
+    out = compute_metrics(stsb, labels, np.full(4, 3.0))
+    assert out["undefined"]["spearmanr"].startswith("the labels are constant (3)")
+    # the usual conventions stay: MCC of constant predictions and F1 without a positive are 0
+    assert compute_metrics(get_task("cola"), np.ones(4), np.array([0, 1, 1, 0])) == {
+        "matthews_correlation": 0.0}
+    assert compute_metrics(get_task("mrpc"), np.zeros(4), np.array([0, 1, 1, 0]))["f1"] == 0.0
+
+
+def _set_dev_rows(path: Path, keep: int, score: str | None = None) -> None:
+    lines = path.read_text().splitlines()
+    rows = lines[1:keep + 1]
+    if score is not None:
+        rows = ["\t".join(r.split("\t")[:-1] + [score]) for r in rows]
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+
+
+def test_an_stsb_dev_set_of_one_pair_is_refused_before_training(tmp_path, capsys, stsb_dir):
+    _set_dev_rows(stsb_dir / "STS-B" / "dev.tsv", 1)
+    code, stdout, err = run_main(capsys, "train", "--task", "stsb", "--data-dir", str(stsb_dir),
+                                 "--model", "tiny-bert", "--no-progress",
+                                 "--output-dir", str(tmp_path / "run"))
+    assert code == 1
+    assert "error: stsb: the validation split has 1 example(s); stsb's pearson needs at least " \
+           "2" in err
+    assert "step" not in stdout and not (tmp_path / "run" / "record.json").exists()
+
+
+def test_max_eval_samples_below_the_metrics_minimum_is_refused(tmp_path, capsys):
+    code, _, err = train(capsys, tmp_path / "run", "--max-eval-samples", "1", task="stsb")
+    assert code == 1
+    assert "the validation split has 1 example(s) after --max-eval-samples 1" in err
+
+
+def test_a_run_with_constant_dev_labels_reports_the_correlation_undefined(tmp_path, capsys,
+                                                                          stsb_dir):
+    _set_dev_rows(stsb_dir / "STS-B" / "dev.tsv", 6, "3.0")
+    code, stdout, _ = run_main(capsys, "train", "--task", "stsb", "--data-dir", str(stsb_dir),
+                               "--model", "tiny-bert", "--no-progress",
+                               "--max-steps", "2", "--output-dir", str(tmp_path / "run"))
+    assert code == 0
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["main_metric"]["value"] is None
+    assert record["metrics"]["validation"]["undefined"]["pearson"].startswith(
+        "the labels are constant (3)")
+    assert "validation pearson=undefined (the labels are constant (3)" in stdout
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..arguments import EvaluateArguments, OptionError, RunArguments
 from ..backbones import load_config, load_tokenizer, resolve_backbone
 from ..data import load_task_data
 from ..methods import MethodError, build_model
-from ..metrics import compute_metrics, predictions_from_logits
+from ..metrics import compute_metrics, format_metrics, predictions_from_logits
 from ..preprocessing import eval_dataloader, make_collator, tokenize_splits
 from ..tasks import TaskError, TaskSpec, get_task
 from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
@@ -24,8 +24,9 @@ from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
-                   accelerator=None) -> dict[str, float]:
-    """Loss and every official metric of `task` on one evaluation split."""
+                   accelerator=None) -> dict[str, Any]:
+    """Loss and every official metric of `task` on one evaluation split (an undefined one is
+    None, with its reason under `undefined`)."""
     gather: Callable = accelerator.gather_for_metrics if accelerator else (lambda x: x)
     was_training = model.training
     model.eval()
@@ -44,14 +45,15 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
     metrics = compute_metrics(task, predictions_from_logits(task, logits), labels)
     total = sum(n for _, n in losses)
     metrics["loss"] = sum(loss * n for loss, n in losses) / total
-    return {k: round(float(v), 6) for k, v in metrics.items()}
+    return {k: round(float(v), 6) if isinstance(v, (float, int)) else v
+            for k, v in metrics.items()}
 
 
 def epoch_line(entry: dict, task: TaskSpec) -> str:
     """One progress line for an epoch: train loss and every metric of every split."""
     parts = [f"epoch {entry['epoch']} step {entry['step']}: train loss {entry['train_loss']:.4f}"]
     for split in task.eval_splits:
-        parts.append(f"{split} " + " ".join(f"{k}={v:.4f}" for k, v in entry[split].items()))
+        parts.append(f"{split} {format_metrics(entry[split])}")
     return " | ".join(parts)
 
 

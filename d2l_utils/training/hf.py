@@ -114,7 +114,8 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
             if len(history) <= i:
                 history.append({"epoch": round(entry["epoch"], 4), "step": entry["step"]})
             prefix = f"eval_{split}_"
-            history[i][split] = {k[len(prefix):]: round(v, 6) for k, v in entry.items()
+            history[i][split] = {k[len(prefix):]: round(v, 6) if isinstance(v, float) else v
+                                 for k, v in entry.items()
                                  if k.startswith(prefix) and not k.endswith(
                                      ("runtime", "per_second"))}
     train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
+from ..metrics import format_metrics
 from ..profiles import rehearsal_caps
 from .saving import write_text_atomic
 
@@ -151,8 +152,11 @@ def summary_line(record: dict[str, Any]) -> str:
     tag = " [tiny profile: smoke run, not a result]" if record["profile"] == "tiny" else ""
     if record.get("caps"):
         tag += " [rehearsal caps: not a result]"
+    split_metrics = record["metrics"][main["split"]]
+    score = format_metrics({main["name"]: main["value"],
+                            "undefined": split_metrics.get("undefined", {})})
     return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
-            f"{main['name']}={main['value']:.4f} | trainable {params['trainable']:,} of "
+            f"{score} | trainable {params['trainable']:,} of "
             f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "
             f"{record['wall_time_s']:.1f} s, {_per_second(record['train_examples_per_s'])} | "
             f"record: {record['args']['output_dir']}/record.json{tag}")

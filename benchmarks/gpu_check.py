@@ -68,6 +68,7 @@ class Plan:
     steps: int
     untimed_steps: int
     max_seq_length: int
+    train_samples: int | None  # a seeded subset of a real train split: less to tokenize
     benches: tuple[tuple[str, str], ...]  # (task, method)
     precision_job: tuple[str, str]
     matmul_size: int
@@ -82,6 +83,7 @@ class Plan:
 
 GPU_PLAN = Plan(
     model="bert-base-uncased", batch_size=32, steps=30, untimed_steps=3, max_seq_length=128,
+    train_samples=8192,
     benches=(("sst2", "full"), ("sst2", "lora"), ("sst2", "freeze"), ("stsb", "full"),
              ("stsb", "lora")),
     precision_job=("sst2", "full"), matmul_size=8192, matmul_repeats=20,
@@ -90,6 +92,7 @@ GPU_PLAN = Plan(
     part_seconds={"bench": 20, "precision": 30, "resume": 60, "chapter": 120})
 CPU_PLAN = Plan(
     model="tiny-bert", batch_size=4, steps=3, untimed_steps=1, max_seq_length=64,
+    train_samples=None,
     benches=(("sst2", "full"), ("stsb", "lora")),
     precision_job=("sst2", "full"), matmul_size=256, matmul_repeats=5,
     resume_batch_size=8, resume_steps=10, resume_save_every=4, resume_kill_at=6,
@@ -191,7 +194,8 @@ def bench_arguments(plan: Plan, data_dir: Path, task: str, method: str, **extra:
     return BenchArguments(task=task, method=method, model=plan.model, random_init=True,
                           data_dir=str(data_dir), batch_size=plan.batch_size, steps=plan.steps,
                           untimed_steps=plan.untimed_steps,
-                          max_seq_length=plan.max_seq_length, **extra)
+                          max_seq_length=plan.max_seq_length,
+                          max_train_samples=plan.train_samples, **extra)
 
 
 def add_mfu(ways: dict[str, dict], params: int, factor: float, peaks: dict[str, Any]) -> None:
@@ -364,6 +368,7 @@ def train_command(plan: Plan, data_dir: Path, output_dir: Path) -> list[str]:
             "--method", RESUME_METHOD, "--model", plan.model, "--random-init",
             "--data-dir", str(data_dir), "--batch-size", str(plan.resume_batch_size),
             "--max-steps", str(plan.resume_steps), "--max-eval-samples", "256",
+            *(["--max-train-samples", str(plan.train_samples)] if plan.train_samples else []),
             "--save-every-steps", str(plan.resume_save_every), "--keep-checkpoints", "2",
             "--no-progress", "--output-dir", str(output_dir)]
 
@@ -609,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {"model": plan.model, "random_init": True, "data": data_name,
                          "batch_size": plan.batch_size, "steps": plan.steps,
                          "untimed_steps": plan.untimed_steps,
+                         "train_samples": plan.train_samples,
                          "max_seq_length": plan.max_seq_length, "budget_s": args.budget_s},
             "precisions": {"supported": precisions, "picked": picked,
                            "native_bf16_from_capability": ".".join(map(str, NATIVE_BF16))},

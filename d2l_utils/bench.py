@@ -113,6 +113,7 @@ class BenchArguments:
     lr: float | None = _run_option("lr")
     seed: int = _run_option("seed")
     group_by_length: bool = _run_option("group_by_length")
+    max_train_samples: int | None = _run_option("max_train_samples")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _run_option("mixed_precision")
     batch_size: int = field(default=32, **_help("training batch size of every way"))
     max_seq_length: int = field(default=128, **_help(
@@ -193,16 +194,19 @@ class StepMeter:
     tokens, through hooks, so every way is measured by the same code whatever runs the loop.
 
     Training forward `k` belongs to optimizer step `k` (no gradient accumulation in any way).
+    A step that fp16's gradient scaler skips (inf or NaN gradients: `optimizer.step` is not
+    called, so its hook does not fire) still counts as a step, and as skipped.
     """
 
     def __init__(self, model: nn.Module, untimed_steps: int, steps: int, device: torch.device):
         self.model, self.device = model, device
         self.first, self.last = untimed_steps, untimed_steps + steps  # timed: (first, last]
-        self.forwards = self.optimizer_steps = 0
+        self.forwards = self.optimizer_steps = self.skipped_steps = 0
         self.examples = self.padded_tokens = 0
         self.token_counts: list[torch.Tensor] = []  # summed at the end: no sync per step
         self.times: dict[int, float] = {}
         self._handles: list[Any] = []
+        self._scaler_step: Callable[..., Any] | None = None
 
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if not (module.training and torch.is_grad_enabled()):
@@ -221,12 +225,30 @@ class StepMeter:
                 torch.cuda.synchronize(self.device)
             self.times[self.optimizer_steps] = time.perf_counter()
 
+    def _count_skipped_steps(self) -> None:
+        """Wrap `torch.amp.GradScaler.step` (the class accelerate and the Trainer use) so that
+        a step it skips calls `_on_step` too; `__exit__` restores it."""
+        original = self._scaler_step = torch.amp.GradScaler.step
+        meter = self
+
+        def step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, *args: Any,
+                 **kwargs: Any) -> Any:
+            before = meter.optimizer_steps
+            result = original(scaler, optimizer, *args, **kwargs)
+            if meter.optimizer_steps == before:  # skipped: inf/NaN gradients at this scale
+                meter.skipped_steps += meter.first < before + 1 <= meter.last
+                meter._on_step(optimizer, (), {})
+            return result
+
+        torch.amp.GradScaler.step = step  # type: ignore[method-assign]
+
     def __enter__(self) -> "StepMeter":
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
         self._handles = [
             self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True),
             register_optimizer_step_post_hook(self._on_step)]
+        self._count_skipped_steps()
         if self.first == 0:
             self.times[0] = time.perf_counter()
         return self
@@ -234,6 +256,8 @@ class StepMeter:
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
+        if self._scaler_step is not None:
+            torch.amp.GradScaler.step = self._scaler_step  # type: ignore[method-assign]
         self.model = None  # type: ignore[assignment]  # let the caller free it
 
     def result(self) -> dict[str, Any]:
@@ -243,7 +267,7 @@ class StepMeter:
                                f"optimizer steps and {self.forwards} training forwards")
         wall = self.times[self.last] - self.times[self.first]
         tokens = int(torch.stack(self.token_counts).sum().item())
-        return {"examples": self.examples, "tokens": tokens,
+        return {"examples": self.examples, "tokens": tokens, "skipped_steps": self.skipped_steps,
                 "padded_tokens": self.padded_tokens,
                 "padding_share": round(1 - tokens / self.padded_tokens, 4),
                 "wall_s": round(wall, 6),
@@ -632,6 +656,7 @@ def gpu_check_tables(summary: dict[str, Any]) -> list[Any]:
          "real tokens/s": f"{run['tokens_per_s']:,.0f}",
          "peak memory MB": f"{run['peak_memory_mb']:,.0f}",
          "x fp32": f"{run['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in run else "",
+         "steps the fp16 scaler skipped": str(run.get("skipped_steps", 0)),
          "MFU (measured peak)": _pct(run.get("mfu")),
          "MFU (datasheet)": _pct(run.get("mfu_datasheet"))}
         for run in summary.get("precision", {}).get("runs", [])]

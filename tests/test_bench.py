@@ -11,6 +11,7 @@ from d2l_utils.bench import (
     RUNNERS,
     WAYS,
     BenchArguments,
+    StepMeter,
     add_flop_utilization,
     datasheet_peak_for,
     expert_trainer_options,
@@ -49,6 +50,7 @@ def test_four_ways_with_positive_rates(report):
         assert way["examples_per_s"] > 0 and way["tokens_per_s"] > 0 and way["wall_s"] > 0
         assert way["peak_memory_mb"] > 0
         assert way["examples"] == 3 * 4  # the timed steps only, not the warm-up
+        assert way["skipped_steps"] == 0  # fp32: no gradient scaler
         assert way["examples_per_s"] == pytest.approx(way["examples"] / way["wall_s"], rel=1e-3)
         assert way["tokens_per_s"] == pytest.approx(way["tokens"] / way["wall_s"], rel=1e-3)
 
@@ -148,3 +150,34 @@ def test_flop_utilization_with_the_methods_factor():
 
 def test_matmul_flops_runs_on_a_cpu_too():
     assert matmul_flops(torch.device("cpu"), torch.float32, size=64, repeats=2) > 0
+
+
+class _Overflowing(torch.nn.Module):
+    """A loss so large that any gradient scale turns its gradient into inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return (self.w * 1e30 * input_ids.float()).sum()
+
+
+def test_steps_the_fp16_gradient_scaler_skips_still_count():
+    """fp16's scaler skips `optimizer.step` on inf gradients (often in the first steps); the
+    meter counts those steps anyway (and says so), or the timed window would never end."""
+    original = torch.amp.GradScaler.step
+    model = _Overflowing().train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long),
+             "attention_mask": torch.ones(2, 3, dtype=torch.long)}
+    with StepMeter(model, 1, 2, torch.device("cpu")) as meter:
+        for _ in range(3):
+            scaler.scale(model(**batch)).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    result = meter.result()
+    assert result["examples"] == 4 and result["skipped_steps"] == 2  # the timed ones
+    assert torch.amp.GradScaler.step is original  # restored

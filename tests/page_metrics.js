@@ -3,7 +3,8 @@
 // than their box, the page height, "<Figure size" texts, broken local images, and the first
 // section heading after "Prerequisites".
 window.addEventListener("load", () => {
-  const main = document.querySelector("main") || document.body;
+  const main = document.querySelector("main article") || document.querySelector("main") ||
+    document.body;
   const selectors = "pre, div.highlight, div.output, div.cell_output, table, .math, img";
   const visible = (el) => el.getClientRects().length > 0 &&
     getComputedStyle(el).visibility !== "hidden";
@@ -20,7 +21,8 @@ window.addEventListener("load", () => {
   const local = (src) => src.startsWith(location.origin);
   const broken = [...document.images].filter((img) => local(img.src) && img.complete &&
     img.naturalWidth === 0).map((img) => img.src);
-  const headings = [...main.querySelectorAll("h2")].map((h) => h.innerText.replace("#", "").trim());
+  const headings = [...main.querySelectorAll("h2")].filter(visible)
+    .map((h) => h.innerText.replace("#", "").trim());
   const prereq = headings.findIndex((h) => /prerequisites/i.test(h));
   const result = {
     overflowing, broken_images: broken,

@@ -1,9 +1,10 @@
 """The book builds offline into _build/html, and a real browser renders its pages.
 
 The build (tools/build_book.py) fails on any Sphinx warning: broken internal links, pages missing
-from the table of contents, a notebook cell that raises. Then headless Chromium loads the landing
-page and a chapter from a local HTTP server; the test reads the rendered DOM and checks, from the
-server's log, that the browser fetched the chapter's plot.
+from the table of contents, a code cell that raises. Then headless Chromium loads every page from
+a local HTTP server at 1280x1000, with `tests/page_metrics.js` injected: it measures what a reader
+sees (overflowing code and outputs, page height, `<Figure size` texts, broken local images, the
+first section after Prerequisites) and writes it into the DOM, which the tests read.
 
 Chromium is Debian's `chromium`; CI installs it (.ci/run) and sets D2L_REQUIRE_BROWSER=1 so a
 missing browser fails instead of skipping.
@@ -12,7 +13,9 @@ missing browser fails instead of skipping.
 from __future__ import annotations
 
 import functools
+import html as html_lib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -74,11 +77,31 @@ def test_internal_links_resolve(built_book):
     assert not broken, "broken internal links:\n" + "\n".join(broken[:20])
 
 
+METRICS_SCRIPT = (ROOT / "tests" / "page_metrics.js").read_text(encoding="utf-8")
+
+
 class _LoggingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built book, logs every request, and injects the page-metrics script into
+    `?measure` requests of HTML pages."""
+
     requested: list[str] = []
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
         type(self).requested.append(self.path)
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        path, _, query = self.path.partition("?")
+        if query != "measure" or not path.endswith(".html"):
+            return super().do_GET()
+        page = Path(self.directory) / path.lstrip("/")
+        body = page.read_text(encoding="utf-8").replace(
+            "</body>", f"<script>{METRICS_SCRIPT}</script></body>").encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.log_message("%s", self.path)
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +124,10 @@ def chromium() -> str:
 
 
 def render(url: str, tmp_path: Path) -> str:
-    """The DOM after Chromium has loaded and rendered `url`."""
+    """The DOM after Chromium has loaded and rendered `url` in a 1280x1000 window."""
     result = subprocess.run(
         [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=5000", "--dump-dom", url],
+         "--window-size=1280,1000", "--virtual-time-budget=5000", "--dump-dom", url],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -122,13 +145,74 @@ def test_browser_renders_landing_page(server, tmp_path):
         assert expected.lower() in text.lower(), f"landing page lacks {expected!r}"
 
 
-def test_browser_renders_chapter_with_its_plot(server, tmp_path):
-    chapter = "notebooks/05_cola_stsb_bitfit_lora.html"
+def page_metrics(server: str, page: str, tmp_path: Path) -> dict:
+    """What tests/page_metrics.js measured on `page` in the browser."""
+    dom = render(f"{server}/{page}.html?measure", tmp_path)
+    match = re.search(r'<pre id="d2l-page-metrics"[^>]*>(.*?)</pre>', dom, re.S)
+    assert match, f"{page}: the page-metrics script wrote nothing"
+    return json.loads(html_lib.unescape(match.group(1)))
+
+
+MAX_CHAPTER_HEIGHT = 15_000  # px at 1280x1000
+LOGISTICS = re.compile(r"time|hardware|setting|parameter|profile|install|setup|colab", re.I)
+
+
+def test_every_page_reads_well_in_a_browser(server, tmp_path):
+    """Nothing cut off, every diagram and image shown, chapters not too long and teaching first."""
+    problems = []
+    for page in PAGES:
+        metrics = page_metrics(server, page, tmp_path)
+        for element in metrics["overflowing"]:
+            problems.append(f"{page}: <{element['tag']}> {element['scroll']} px wide in a "
+                            f"{element['client']} px box: {element['text'][:60]!r}")
+        if metrics["figure_text"]:
+            problems.append(f"{page}: shows '<Figure size ...>' instead of a diagram")
+        problems += [f"{page}: broken image {src}" for src in metrics["broken_images"]]
+        if page.startswith("notebooks/"):
+            if metrics["height"] > MAX_CHAPTER_HEIGHT:
+                problems.append(f"{page}: {metrics['height']:,} px tall (at most "
+                                f"{MAX_CHAPTER_HEIGHT:,})")
+            first = metrics["first_section"] or ""
+            if not first or LOGISTICS.search(first):
+                problems.append(f"{page}: the first section after Prerequisites is {first!r}, "
+                                "not teaching")
+    assert not problems, "\n".join(problems)
+
+
+def test_chapter_pages_say_where_their_outputs_come_from(built_book):
+    """Each chapter page names the run its outputs come from; a page whose executed copy is out
+    of date (or missing) says so at the top, and only then."""
+    import nbformat
+
+    from tools.executed_copies import executed_path, is_stale
+
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = visible_text((built_book / "notebooks" / f"{notebook.stem}.html").read_text(
+            encoding="utf-8"))
+        copy = executed_path(notebook)
+        stale = not copy.is_file() or is_stale(nbformat.read(notebook, as_version=4),
+                                                nbformat.read(copy, as_version=4))
+        notice = "earlier version" in text or "has not been run by the book" in text
+        assert notice == stale, (f"{notebook.stem}: outputs {'stale' if stale else 'fresh'} "
+                                 f"but the page {'lacks' if stale else 'shows'} the notice")
+        if copy.is_file():
+            assert "The outputs on this page" in text, f"{notebook.stem}: no provenance line"
+            assert "tiny" not in text.split("The outputs on this page")[1][:400].lower()
+
+
+def test_no_tiny_profile_output_on_the_website(built_book):
+    for page in PAGES:
+        text = visible_text((built_book / f"{page}.html").read_text(encoding="utf-8"))
+        for phrase in ("Profile: TINY", "tiny smoke run", "smoke test"):
+            assert phrase not in text, f"{page} shows tiny-profile output: {phrase!r}"
+
+
+def test_browser_renders_a_chapter_with_its_plot(server, tmp_path):
+    chapter = "notebooks/03_mnli_freeze_lora_prefix.html"
     _LoggingHandler.requested.clear()
     dom = render(f"{server}/{chapter}", tmp_path)
     text = visible_text(dom)
-    assert "Chapter 5" in text and "LoRA rank" in text
-    assert "tiny" in text.lower(), "the tiny-profile banner must label the chapter's own numbers"
+    assert "Chapter 3" in text and "LoRA" in text
     plots = re.findall(r'<img[^>]+src="([^"]+\.png)"', dom)
     assert plots, "the chapter shows no plot"
     fetched = [path for path in _LoggingHandler.requested if path.endswith(".png")]

@@ -174,9 +174,9 @@ def test_task_overview_tables():
     table = task_table()
     assert list(table.index) == list(GLUE_TASKS)
     assert table.loc["stsb", "num_labels"] == 1 and table.loc["mnli", "num_labels"] == 3
-    assert table.loc["cola", "main metric"] == "matthews_correlation"
+    assert table.loc["cola", "metrics"].split(", ")[0] == "matthews_correlation"
     assert table.loc["mnli", "dev"] == "9,815 / 9,832"
-    assert table.loc["sst2", "train"] == 67_349
+    assert table.loc["sst2", "train"] == "67,349"
     assert set(metric_table().index) == set(GLUE_TASKS)
     assert search_subset_size("mnli", 0.1) == 39_270
     assert set(OFFICIAL_SIZES) == set(GLUE_TASKS)

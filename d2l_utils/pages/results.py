@@ -153,24 +153,6 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 60, 1)
 
 
-def provenance_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Where each record came from: file, chapter, command, device, when, library versions and
-    the chapter notebook's wall time."""
-    rows = []
-    for r in records:
-        run = r.get("chapter_run", {})
-        versions = r.get("versions", {})
-        rows.append({"record": r.get("record_file"), "chapter": run.get("chapter"),
-                     "command": run.get("command") or r.get("command"),
-                     "device": r.get("device"), "finished": r.get("finished_at"),
-                     "torch": versions.get("torch"),
-                     "transformers": versions.get("transformers"),
-                     "notebook min": _minutes(run.get("notebook_wall_time_s"))})
-    columns = ["record", "chapter", "command", "device", "finished", "torch", "transformers",
-               "notebook min"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def chapter_runs_table(records: Sequence[dict[str, Any]],
                        results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per chapter that has records: its notebook, profile, data, when it started, its

@@ -40,23 +40,27 @@ def _labels(task: TaskSpec) -> str:
 
 def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
     """One row per task: inputs, labels, metrics (the first one selects models), eval splits,
-    official sizes."""
+    official sizes (cited by `TaskSpec.sizes_source`; `size_sources` lists them)."""
     rows = []
     for name in tasks:
         task = TASKS[name]
-        sizes = TASKS[name].official_sizes
+        sizes = task.official_sizes
         rows.append({
             "task": name, "what": task.description, "inputs": _inputs(task),
             "num_labels": task.num_labels, "labels": _labels(task),
-            "metrics": ", ".join(task.metrics), "main metric": task.main_metric,
-            "eval splits": ", ".join(task.eval_splits),
-            "train": sizes.get("train"),
-            "dev": " / ".join(f"{sizes[s]:,}" for s in task.eval_splits if s in sizes) or None,
-            "sizes from": TASKS[name].sizes_source,
+            "metrics": ", ".join(task.metrics), "eval splits": ", ".join(task.eval_splits),
+            "train": f"{sizes['train']:,}" if "train" in sizes else "",
+            "dev": " / ".join(f"{sizes[s]:,}" for s in task.eval_splits if s in sizes),
         })
-    table = pd.DataFrame(rows).set_index("task")
-    table["train"] = table["train"].astype("Int64")  # whole numbers, <NA> where unknown
-    return table
+    return pd.DataFrame(rows).set_index("task")
+
+
+def size_sources(tasks: tuple[str, ...] = GLUE_TASKS) -> dict[str, list[str]]:
+    """Where the official sizes in `task_table` come from: source -> the tasks it covers."""
+    sources: dict[str, list[str]] = {}
+    for name in tasks:
+        sources.setdefault(TASKS[name].sizes_source, []).append(name)
+    return sources
 
 
 def metric_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:

@@ -7,7 +7,6 @@ hub's label order, or `float32` for STS-B).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -18,8 +17,6 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from .fixtures import FIXTURES_DIR
 from .hub import offline_reason
 from .tasks import FileLayout, TaskSpec
-
-csv.field_size_limit(2**31 - 1)  # some GLUE sentences are long; never truncate silently
 
 
 class DataError(ValueError):
@@ -51,7 +48,9 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     if not raw.strip():
         raise DataFormatError(path, None, "the file is empty")
     lines = []
-    for number, chunk in enumerate(raw.splitlines(), start=1):
+    # lines end at "\n" only (a "\r\n" ending loses its "\r"): a stray "\r" stays in its field
+    for number, chunk in enumerate(raw.removesuffix(b"\n").split(b"\n"), start=1):
+        chunk = chunk.removesuffix(b"\r")
         try:
             text = chunk.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -65,7 +64,8 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
 
 
 def _read_tsv(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str]]]:
-    """Rows of a tab-separated file as dicts keyed by column name (quoting off, as GLUE needs)."""
+    """Rows of a tab-separated file as dicts keyed by column name (quoting off, as GLUE needs);
+    every row has exactly the header's fields."""
     lines = _read_lines(path)
     if layout.positional_header is None:
         (_, header_line), lines = lines[0], lines[1:]
@@ -76,14 +76,14 @@ def _read_tsv(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str]]
     if missing:
         raise DataFormatError(path, 1, f"missing column(s) {missing}; the header has {header}")
     wanted = {ours: header.index(theirs) for ours, theirs in layout.columns.items()}
-    needed = max(wanted.values()) + 1
+    source = "the header" if layout.positional_header is None else "the file layout"
     rows = []
-    for number, fields in zip((n for n, _ in lines),
-                              csv.reader((t for _, t in lines), delimiter="\t",
-                                         quoting=csv.QUOTE_NONE)):
-        if len(fields) < needed:
-            raise DataFormatError(path, number, f"expected at least {needed} tab-separated "
-                                  f"fields, found {len(fields)}")
+    for number, text in lines:
+        fields = text.split("\t")  # no quoting, as GLUE needs: a quote is just a character
+        if len(fields) != len(header):  # more would shift the columns, fewer lose one
+            raise DataFormatError(path, number, f"found {len(fields)} tab-separated fields, "
+                                  f"expected {len(header)} (as {source}); is there a tab inside "
+                                  "a sentence, or a missing one?")
         rows.append((number, {ours: fields[i] for ours, i in wanted.items()}))
     return rows
 
@@ -95,11 +95,17 @@ def _read_jsonl(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str
             record = json.loads(text)
         except json.JSONDecodeError as err:
             raise DataFormatError(path, number, f"invalid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(path, number, f"expected a JSON object, found "
+                                  f"{type(record).__name__} {text.strip()[:40]!r}")
         missing = [col for col in layout.columns.values() if col not in record]
         if missing:
             raise DataFormatError(path, number, f"missing key(s) {missing}")
-        rows.append((number, {ours: str(record[theirs]) for ours, theirs in
-                              layout.columns.items()}))
+        for col in layout.columns.values():
+            if not isinstance(record[col], str):
+                raise DataFormatError(path, number, f"{col!r} is {json.dumps(record[col])}, "
+                                      "expected a string")
+        rows.append((number, {ours: record[theirs] for ours, theirs in layout.columns.items()}))
     return rows
 
 
@@ -117,11 +123,12 @@ def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | flo
             raise DataFormatError(path, line, f"score {value!r} is outside {task.name}'s "
                                   f"range {low:g} to {high:g}")
         return score
+    ids = [str(i) for i in range(task.num_labels)]  # the task's integers, spelled plainly
     if value in task.label_names:
         return task.label_names.index(value)
-    if value.isdigit() and int(value) < task.num_labels:
-        return int(value)
-    choices = list(task.label_names) + [str(i) for i in range(task.num_labels)]
+    if value in ids:
+        return ids.index(value)
+    choices = list(task.label_names) + ids
     raise DataFormatError(path, line, f"label {value!r} is not one of {choices}")
 
 
@@ -154,6 +161,12 @@ def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
     for split, names in task.files.splits.items():  # all present before any read
         found = [folder / name for name in names if (folder / name).is_file()]
         if not found:
+            odd = [folder / name for name in names if os.path.lexists(folder / name)]
+            if odd:  # there, but not a readable file
+                what = ("is a directory" if odd[0].is_dir() else
+                        "is a symlink that leads nowhere (broken, or a loop)"
+                        if odd[0].is_symlink() else "is not a regular file")
+                raise DataError(f"{odd[0]} {what}; the {split} split must be a file")
             raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
         paths[split] = found[0]
     return DatasetDict({split: read_split_file(task, path) for split, path in paths.items()})

@@ -104,7 +104,14 @@ def _sst2_dir(tmp_path, train_text):
     ("text\tlabel\ngood film\t1\n", r"train.tsv:1: missing column\(s\) \['sentence'\]"),
     ("", r"train.tsv: the file is empty"),
     ("sentence\tlabel\n", r"train.tsv: no examples found"),
-    ("sentence\tlabel\ngood film\t1\nno label here\n", r"train.tsv:3: expected at least 2"),
+    ("sentence\tlabel\ngood film\t1\nno label here\n",
+     r"train.tsv:3: found 1 tab-separated fields, expected 2 \(as the header\)"),
+    # a tab inside a sentence: the row has more fields than the header, never shifted columns
+    ("sentence\tlabel\ngood film\t1\n\"Profit rose\t12 percent,\" he said.\t1\n",
+     r"train.tsv:3: found 3 tab-separated fields, expected 2 \(as the header\)"),
+    ("sentence\tlabel\ngood film\t1\nbad film\t\u00b2\n",
+     r"train.tsv:3: label '\u00b2' is not one"),
+    ("sentence\tlabel\ngood film\t1\nbad film\t01\n", r"train.tsv:3: label '01' is not one"),
     (b"sentence\tlabel\ngood\t1\ncaf\xe9 bad\t0\n", r"train.tsv:3: not valid UTF-8"),
 ])
 def test_malformed_files_name_the_file_and_line(tmp_path, content, message):
@@ -162,3 +169,71 @@ def test_tiny_source_equals_reading_the_written_fixtures(glue_dir):
     tiny = load_task_data(get_task("cola"), tiny=True)
     direct = load_glue_dir(get_task("cola"), glue_dir)
     assert tiny["train"]["sentence"] == direct["train"]["sentence"]
+
+
+def test_a_stray_carriage_return_stays_inside_its_field(tmp_path):
+    _sst2_dir(tmp_path, b"sentence\tlabel\r\ngood\rfilm\t1\r\nbad film\t0\n")
+    ds = load_glue_dir(get_task("sst2"), tmp_path)["train"]
+    assert ds["sentence"] == ["good\rfilm", "bad film"] and ds["label"] == [1, 0]
+
+
+def test_headerless_cola_rows_need_exactly_four_fields(tmp_path):
+    (tmp_path / "CoLA").mkdir()
+    good = "gj04\t1\t\tThe sailors rode the breeze.\n"
+    (tmp_path / "CoLA" / "dev.tsv").write_text(good)
+    (tmp_path / "CoLA" / "train.tsv").write_text(good + "gj04\t1\t\tA tab\there.\n")
+    with pytest.raises(DataFormatError, match=r"train.tsv:2: found 5 tab-separated fields, "
+                                              r"expected 4 \(as the file layout\)"):
+        load_glue_dir(get_task("cola"), tmp_path)
+
+
+@pytest.mark.parametrize("task,folder,column", [
+    ("mrpc", "MRPC", "#1 String"),  # was read as sentence1 '"Profit rose', sentence2 the rest
+    ("mnli", "MNLI", "sentence1"),  # the label came from `label1`, itself a valid label
+])
+def test_a_row_with_an_extra_field_is_refused_not_shifted(glue_dir, tmp_path, task, folder,
+                                                          column):
+    import shutil
+
+    path = shutil.copytree(glue_dir / folder, tmp_path / folder) / "train.tsv"
+    lines = path.read_text().splitlines()
+    fields = lines[2].split("\t")
+    at = lines[0].split("\t").index(column)
+    fields[at] = fields[at].replace(" ", "\t", 1)  # a tab inside the sentence
+    lines[2] = "\t".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match=r"train.tsv:3: found \d+ tab-separated fields"):
+        load_glue_dir(get_task(task), tmp_path)
+
+
+@pytest.mark.parametrize("line,message", [
+    ('["entailment", "a", "b"]', r"snli_1.0_train.jsonl:1: expected a JSON object, found list"),
+    ('"just a string"', r"expected a JSON object, found str"),
+    ('{"gold_label": "neutral", "sentence1": "A dog.", "sentence2": null}',
+     r"snli_1.0_train.jsonl:1: 'sentence2' is null, expected a string"),
+    ('{"gold_label": 1, "sentence1": "A dog.", "sentence2": "A cat."}',
+     r"'gold_label' is 1, expected a string"),
+])
+def test_snli_jsonl_lines_must_be_objects_with_string_fields(glue_dir, tmp_path, line, message):
+    import shutil
+
+    folder = shutil.copytree(glue_dir / "SNLI", tmp_path / "SNLI")
+    for old in folder.glob("snli_1.0_train.*"):
+        old.unlink()
+    (folder / "snli_1.0_train.jsonl").write_text(line + "\n")
+    with pytest.raises(DataFormatError, match=message):
+        load_glue_dir(get_task("snli"), tmp_path)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.mkdir(), r"dev.tsv is a directory; the validation split must be a file"),
+    (lambda p: p.symlink_to(p), r"dev.tsv is a symlink that leads nowhere \(broken, or a loop\)"),
+])
+def test_a_dev_file_that_is_not_a_file_says_what_it_is(tmp_path, make, message):
+    from d2l_utils.data import DataError
+
+    path = _sst2_dir(tmp_path, "sentence\tlabel\ngood\t1\n").with_name("dev.tsv")
+    path.unlink()
+    make(path)
+    with pytest.raises(DataError, match=message):
+        load_glue_dir(get_task("sst2"), tmp_path)

@@ -326,6 +326,9 @@ class RunArguments:
     overwrite: bool = field(default=False, **_opt(
         "delete the run already in --output-dir (record, weights, checkpoints) and start "
         "afresh", known_as=("overwrite_output_dir", "force")))
+    allow_data_change: bool = field(default=False, **_opt(
+        "with --resume: continue although a data file changed since the checkpoint was saved "
+        "(refused otherwise; the record lists the files that changed)"))
     progress: bool = field(default=True, **_opt("show progress bars"))
 
     def __post_init__(self) -> None:

@@ -7,10 +7,12 @@ hub's label order, or `float32` for STS-B).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -148,8 +150,8 @@ def read_split_file(task: TaskSpec, path: Path) -> Dataset:
     return Dataset.from_dict(columns, features=task_features(task))
 
 
-def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
-    """Read `task` from a folder in the official GLUE layout (`DATA_DIR/SST-2/train.tsv`, ...)."""
+def glue_split_files(task: TaskSpec, data_dir: str | os.PathLike) -> dict[str, Path]:
+    """{split: file} of `task` in a folder in the official GLUE layout; every one must exist."""
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"--data-dir {root}: no such directory")
@@ -169,7 +171,29 @@ def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
                 raise DataError(f"{odd[0]} {what}; the {split} split must be a file")
             raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
         paths[split] = found[0]
-    return DatasetDict({split: read_split_file(task, path) for split, path in paths.items()})
+    return paths
+
+
+def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
+    """Read `task` from a folder in the official GLUE layout (`DATA_DIR/SST-2/train.tsv`, ...)."""
+    return DatasetDict({split: read_split_file(task, path)
+                        for split, path in glue_split_files(task, data_dir).items()})
+
+
+def data_fingerprint(task: TaskSpec, data: DatasetDict, data_dir: str | os.PathLike | None = None,
+                     tiny: bool = False) -> dict[str, dict[str, Any]]:
+    """{split: what identifies its data}: the file, its size and SHA-256 for local files (and
+    the fixtures); the `datasets` fingerprint for the hub. A checkpoint stores it, and a resume
+    compares it."""
+    if not tiny and data_dir is None:
+        return {split: {"hub": "/".join(task.hub_args), "fingerprint": ds._fingerprint}
+                for split, ds in data.items()}
+    out = {}
+    for split, path in glue_split_files(task, FIXTURES_DIR if tiny else data_dir).items():
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        out[split] = {"file": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest}
+    return out
 
 
 def load_fixtures(task: TaskSpec) -> DatasetDict:

@@ -660,3 +660,40 @@ def test_a_real_full_disk_mid_run(small_disk, capsys):
     resume = [line for line in err.splitlines() if "resume with:" in line][0]
     code, stdout, _ = run_main(capsys, *resume.split("resume with: ")[1].split()[3:])
     assert code == 0 and "(step 2 of 6)" in stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume checks the data: a checkpoint records the size and SHA-256 of each file it trained on
+
+
+def test_resume_refuses_changed_data_unless_allowed(tmp_path, capsys):
+    glue = write_fixtures(tmp_path / "glue", ["sst2"])
+    out = tmp_path / "run"
+    command = ["train", "--task", "sst2", "--data-dir", str(glue), "--model", "tiny-bert",
+               "--no-progress", "--output-dir", str(out), *RUN]
+    assert run_main(capsys, *command)[0] == 0
+    (out / "record.json").unlink()  # as if it had been stopped after its checkpoints
+    train_file = glue / "SST-2" / "train.tsv"
+    lines = train_file.read_text().splitlines()
+    flipped = [lines[0]] + [line[:-1] + ("1" if line.endswith("0") else "0")
+                            for line in lines[1:]]  # labels flipped in place: same size
+    train_file.write_text("\n".join(flipped) + "\n")
+    code, _, err = run_main(capsys, *command, "--resume")
+    assert code == 1
+    assert (f"cannot resume from {out}/checkpoints/step-00000004: the data changed since it "
+            f"was saved ({train_file.resolve()} changed (same size, other SHA-256))") in err
+    assert "--allow-data-change" in err
+    code, stdout, _ = run_main(capsys, *command, "--resume", "--allow-data-change")
+    assert code == 0
+    assert f"continuing on changed data ({train_file.resolve()} changed" in stdout
+    record = json.loads((out / "record.json").read_text())
+    assert record["data"]["changed_on_resume"] == [
+        f"{train_file.resolve()} changed (same size, other SHA-256)"]
+    assert record["data"]["fingerprint"]["train"]["sha256"] != record["data"]["fingerprint"][
+        "validation"]["sha256"]
+
+
+def test_allow_data_change_is_documented_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--allow-data-change" in capsys.readouterr().out

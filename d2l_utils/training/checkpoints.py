@@ -291,7 +291,8 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler
 
 
 # options that may change between a run and its resumption
-RESUME_FREE = {"resume", "overwrite", "progress", "save_every_steps", "keep_checkpoints"}
+RESUME_FREE = {"resume", "overwrite", "progress", "save_every_steps", "keep_checkpoints",
+               "allow_data_change"}
 
 
 class ResumeError(ValueError):
@@ -318,6 +319,40 @@ def check_resumable(path: Path, current: dict[str, Any]) -> None:
         raise ResumeError(f"cannot resume from {path}: options differ from the saved run "
                           f"({describe_changes(changed)}); rerun with the original options or "
                           "another --output-dir")
+
+
+def changed_data(saved: dict[str, dict] | None, current: dict[str, dict]) -> list[str]:
+    """How the data differs from what a checkpoint trained on, one entry per changed split
+    (none for checkpoints written before fingerprints)."""
+    changes = []
+    for split, now in current.items():
+        then = (saved or {}).get(split)
+        if then is None or then == now:
+            continue
+        if "file" in now and then.get("file") == now["file"]:
+            size = (f"{then['bytes']:,} -> {now['bytes']:,} bytes" if then["bytes"] != now["bytes"]
+                    else "same size, other SHA-256")
+            changes.append(f"{now['file']} changed ({size})")
+        else:
+            old, new = then.get("file") or then.get("hub"), now.get("file") or now.get("hub")
+            changes.append(f"the {split} split is now {new}" + (f" (was {old})" if old != new
+                                                                  else " (changed on the hub)"))
+    return changes
+
+
+def check_same_data(path: Path, saved: dict[str, dict] | None, current: dict[str, dict],
+                    allow: bool, say: Callable[[str], None] = print) -> list[str]:
+    """Refuse to resume from `path` on other data than it trained on, unless `allow`
+    (`--allow-data-change`); returns the changes allowed."""
+    changes = changed_data(saved, current)
+    if changes and not allow:
+        raise ResumeError(f"cannot resume from {path}: the data changed since it was saved ("
+                          + "; ".join(changes) + "); restore the data, pass "
+                          "--allow-data-change to continue on the new data, or --overwrite to "
+                          "start afresh")
+    if changes:
+        say("note: --allow-data-change: continuing on changed data (" + "; ".join(changes) + ")")
+    return changes
 
 
 def resume_command(command: str) -> str:

@@ -26,6 +26,7 @@ from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_col
 from ..signals import StopFlag, Stopped, by_signal, pause_for_tests
 from .checkpoints import (
     apply_checkpoint,
+    check_same_data,
     checkpoint_root,
     find_resumable,
     latest_checkpoint,
@@ -153,6 +154,7 @@ class Loop:
         self.run_args = asdict(args)
         self.state = LoopState()
         self.resumed_from: Path | None = None
+        self.data_changed: list[str] = []  # allowed by --allow-data-change on resume
         self.bar: tqdm | None = None
         self._tick = 0.0  # start of the current timed stretch
 
@@ -174,6 +176,9 @@ class Loop:
                      "scratch")
             return
         latest = contents.path
+        self.data_changed = check_same_data(latest, contents.state.get("data"),
+                                            self.run_.data_fingerprint,
+                                            self.args.allow_data_change, self.say)
         saved = apply_checkpoint(contents, model, self.optimizer, self.scheduler,
                                  self.accelerator.scaler)
         self.state, self.resumed_from = LoopState.from_dict(saved), latest
@@ -200,7 +205,8 @@ class Loop:
         """Save the state now (all processes wait for the main one to finish writing)."""
         saved = None
         snapshot = {**asdict(self.state),
-                    "train_time": self.state.train_time + time.perf_counter() - self._tick}
+                    "train_time": self.state.train_time + time.perf_counter() - self._tick,
+                    "data": self.run_.data_fingerprint}  # a resume checks it
         if self.accelerator.is_main_process:
             try:
                 saved = save_checkpoint(self.args.output_dir, self.state.step,
@@ -335,6 +341,7 @@ class Loop:
             mixed_precision=acc.mixed_precision,
             peak_memory_mb=round(peak_memory_mb(self.device), 1),
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
+            data_changed=self.data_changed,
             rank_weight_digests=digests, is_main_process=acc.is_main_process, model=unwrapped)
 
 

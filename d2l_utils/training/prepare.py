@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase, set_seed
 
 from ..arguments import RunArguments
 from ..backbones import Backbone, load_config, load_tokenizer, resolve_backbone
-from ..data import load_task_data
+from ..data import data_fingerprint, load_task_data
 from ..methods import MethodConfig, build_model, check_trainable, count_parameters
 from ..preprocessing import tokenize_splits
 from ..tasks import TaskSpec
@@ -38,6 +38,7 @@ class PreparedRun:
     model: nn.Module
     data: DatasetDict  # tokenized splits
     params: dict[str, Any]
+    data_fingerprint: dict[str, dict[str, Any]]  # split -> file, size, SHA-256 (or hub's)
 
     @property
     def data_source(self) -> str:
@@ -60,7 +61,8 @@ def prepare_run(args: RunArguments) -> PreparedRun:
     model = build_model(backbone, task, method)
     data = tokenize_splits(raw, tokenizer, task, args.max_seq_length)
     return PreparedRun(args, task, method, backbone, tokenizer, model, data,
-                       count_parameters(model))
+                       count_parameters(model),
+                       data_fingerprint(task, raw, data_dir=args.data_dir, tiny=args.tiny))
 
 
 def check_output_dir(output_dir: str) -> Path:
@@ -131,7 +133,7 @@ RUN_FILES = ("record.json", "record.json.tmp", "trainable_weights.safetensors",
              "trainable_weights.safetensors.tmp", "run_args.json", "run_args.json.tmp")
 # options that do not make a run different (where it runs, how it reports progress)
 SAME_RUN_FREE = {"output_dir", "resume", "overwrite", "progress", "save_every_steps",
-                 "keep_checkpoints"}
+                 "keep_checkpoints", "allow_data_change"}
 
 
 def _checkpoint_folders(path: Path) -> list[Path]:

@@ -92,6 +92,7 @@ class TrainResult:
     peak_memory_mb: float
     eval_log: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: str | None = None
+    data_changed: list[str] = field(default_factory=list)  # on resume (--allow-data-change)
     rank_weight_digests: list[str] = field(default_factory=list)
     precision_note: str = ""
     is_main_process: bool = True
@@ -110,7 +111,10 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
         "caps": rehearsal_caps(),  # D2L_MAX_STEPS & co.: a capped run is a rehearsal, no result
         "data": {"source": run.data_source,
                  "train_examples": len(run.data["train"]),
-                 "eval_examples": {s: len(run.data[s]) for s in task.eval_splits}},
+                 "eval_examples": {s: len(run.data[s]) for s in task.eval_splits},
+                 "fingerprint": run.data_fingerprint,
+                 **({"changed_on_resume": result.data_changed} if result.data_changed
+                    else {})},
         "main_metric": {"name": task.main_metric, "split": main_split,
                         "value": result.metrics[main_split][task.main_metric]},
         "metrics": result.metrics,

@@ -57,8 +57,10 @@ def test_header_badge_and_install_cell(path):
     assert f"{badge}/blob/main/notebooks/{path.name}" in first, (
         f"{path.name}: Colab badge must point at this notebook in the repository set in "
         "_config.yml (run `python tools/sync_badges.py`)")
-    for heading in ("learn", "Prerequisites", "Time and hardware"):
+    for heading in ("learn", "Prerequisites"):
         assert heading.lower() in first.lower(), f"{path.name}: header lacks '{heading}'"
+    assert "## Time and hardware" not in first, (
+        f"{path.name}: the header is for the teaching; the time sits in the hidden cell")
     install = source(cells(path, "code")[0])
     assert '"google.colab" in sys.modules' in install and "pip install" in install, (
         f"{path.name}: the first code cell must install the library on Colab only")

@@ -264,10 +264,11 @@ def keep_executed_copy(notebook: Path, executed: Path, run_dir: Path, provenance
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     size = target.stat().st_size
+    shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
     if size > MAX_BYTES:
-        print(f"  warning: {target.relative_to(ROOT)} is {size / 2**20:.1f} MiB (limit "
+        print(f"  warning: {shown} is {size / 2**20:.1f} MiB (limit "
               f"{MAX_BYTES / 2**20:.0f} MiB): make its plots smaller", flush=True)
-    print(f"  executed copy -> {target.relative_to(ROOT)} ({size / 2**10:.0f} KiB)", flush=True)
+    print(f"  executed copy -> {shown} ({size / 2**10:.0f} KiB)", flush=True)
     return target
 
 

@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Callable
 
 from . import signals
-from .profiles import PAUSE_ENV
+from .profiles import PAUSE_ENV, ProfileError, check_environment
 
 
 def usage_errors() -> tuple[type[BaseException], ...]:
-    """A wrong option value: exit code 2, like argparse."""
+    """A wrong option value or environment variable (`D2L_PROFILE=gpuu`): exit code 2, like
+    argparse."""
     from .arguments import OptionError
     from .methods import MethodError
     from .tasks import TaskError
 
-    return (OptionError, MethodError, TaskError)
+    return (OptionError, MethodError, TaskError, ProfileError)
 
 
 def run_errors() -> tuple[type[BaseException], ...]:
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         _pause_at_startup()
+        check_environment()  # D2L_PROFILE, D2L_TINY, D2L_MAX_*: before any work
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()

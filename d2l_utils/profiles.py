@@ -3,7 +3,8 @@
 Three profiles, one switch (`D2L_PROFILE`, default `gpu`):
 
 - `tiny`: the built-in fixtures, a tiny random model, a few steps (offline, seconds): what CI and
-  the book execute. `D2L_TINY=1` means the same.
+  the book execute. `D2L_TINY=1` means the same (yes/no variables accept 1/true/yes/on and
+  0/false/no/off only: `D2L_TINY=flase` is an error, never a guess).
 - `cpu`: the pretrained MiniLM-L6 (`minilm-l6`) on real data, a budget a laptop finishes.
 - `gpu`: the chapter's original recipe (bert-base-uncased, roberta-base, d2l's `bert.small`) on
   hub data, for a Colab T4. Records written before the cpu/gpu split say `real` for it.
@@ -19,6 +20,7 @@ page refuses a capped record.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from typing import Any, TypeVar
@@ -41,8 +43,20 @@ class ProfileError(ValueError):
     """A bad or contradictory profile setting; the message names the variables and the fix."""
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() not in ("", "0", "false", "no", "off")
+# The spellings a yes/no variable accepts (any case); anything else is an error, never a guess.
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False, "": False}
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable (unset is no); a value that is neither (`flase`) is a
+    `ProfileError`."""
+    raw = os.environ.get(name, "")
+    value = FLAG_VALUES.get(raw.strip().lower())
+    if value is None:
+        raise ProfileError(f"{name}={raw!r}: not a yes/no value; use 1, true, yes or on, or 0, "
+                           "false, no or off (or unset it)")
+    return value
 
 
 def profile_name() -> str:
@@ -54,9 +68,11 @@ def profile_name() -> str:
     raw = os.environ.get(PROFILE_ENV, "").strip()
     chosen = raw.lower()
     if chosen and chosen not in PROFILES:
-        hint = (" (the real run is now called gpu)" if chosen in LEGACY_PROFILES else "")
+        close = difflib.get_close_matches(chosen, PROFILES, n=1)
+        hint = (" (the real run is now called gpu)" if chosen in LEGACY_PROFILES
+                else f" (did you mean {close[0]}?)" if close else "")
         raise ProfileError(f"{PROFILE_ENV}={raw!r}: choose one of {', '.join(PROFILES)}{hint}")
-    tiny = _truthy(os.environ.get(TINY_ENV, ""))
+    tiny = env_flag(TINY_ENV)
     if tiny and chosen and chosen != "tiny":
         raise ProfileError(f"{TINY_ENV}={os.environ[TINY_ENV]} asks for the tiny profile but "
                            f"{PROFILE_ENV}={raw} for {chosen}: unset one of them (D2L_TINY=1 is "
@@ -187,3 +203,15 @@ def caps_note(caps: dict[str, int] | None = None) -> str:
 # The testing hook of interruption tests: after step N (0: before any heavy import) a run prints
 # "paused at step N" and waits for a signal, so a test kills or interrupts it at a known point.
 PAUSE_ENV = "D2L_PAUSE_AT_STEP"
+
+
+def check_environment() -> None:
+    """Validate every setting the library reads from the environment at once (the profile
+    switch, the rehearsal caps, the pause hook), so a bad value is one `ProfileError` naming the
+    variable before any work: the CLI prints it as one `error:` line (exit 2)."""
+    profile_name()
+    rehearsal_caps()
+    raw = os.environ.get(PAUSE_ENV, "").strip()
+    if raw and not (raw.isascii() and raw.isdigit()):
+        raise ProfileError(f"{PAUSE_ENV}={raw!r}: must be a step number (a testing hook), or "
+                           "unset")

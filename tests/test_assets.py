@@ -254,6 +254,14 @@ def test_malformed_sha1_override_is_an_error(monkeypatch, value):
         asset_registry()
 
 
+@pytest.mark.parametrize("value", ["127.0.0.1:8000/d2l-data/", "d2l-data", "ftp//host/"])
+def test_an_asset_url_without_a_scheme_is_an_error(monkeypatch, value):
+    """Was "None is not reachable" at download time."""
+    monkeypatch.setenv("D2L_ASSET_URL", value)
+    with pytest.raises(AssetError, match=f"D2L_ASSET_URL='{value}': not a URL; .*http://"):
+        asset_registry()
+
+
 def test_corrupted_zip_is_an_error_naming_the_file_and_the_fix(tmp_path, monkeypatch, online):
     zipped = small_zip(tmp_path / "server")
     zipped.write_bytes(zipped.read_bytes()[:5000])  # truncated in transit

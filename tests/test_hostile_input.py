@@ -697,3 +697,37 @@ def test_allow_data_change_is_documented_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "--allow-data-change" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables: validated in one place (profiles.check_environment), one line, exit 2
+
+
+@pytest.mark.parametrize("var,value,message", [
+    ("D2L_PROFILE", "gpuu", "D2L_PROFILE='gpuu': choose one of tiny, cpu, gpu (did you mean "
+                            "gpu?)"),
+    ("D2L_PROFILE", "laptop", "D2L_PROFILE='laptop': choose one of tiny, cpu, gpu"),
+    ("D2L_MAX_STEPS", "-3", "D2L_MAX_STEPS='-3': must be a positive integer"),
+    ("D2L_MAX_BATCH_SIZE", "abc", "D2L_MAX_BATCH_SIZE='abc': must be a positive integer"),
+    ("D2L_TINY", "flase", "D2L_TINY='flase': not a yes/no value; use 1, true, yes or on, or 0"),
+])
+def test_a_bad_environment_variable_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, var,
+                                                           value, message):
+    for name in ("D2L_PROFILE", "D2L_TINY", "D2L_MAX_STEPS", "D2L_MAX_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(var, value)
+    code, _, err = train(capsys, tmp_path / "run", "--max-steps", "2")
+    assert code == 2
+    assert err.startswith(f"error: {message}")
+    assert err.strip().count("\n") == 0
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value,tiny", [("1", True), ("Yes", True), ("on", True), ("0", False),
+                                        ("off", False), ("", False)])
+def test_yes_no_variables_accept_the_usual_spellings(monkeypatch, value, tiny):
+    from d2l_utils.profiles import tiny_profile
+
+    monkeypatch.delenv("D2L_PROFILE", raising=False)
+    monkeypatch.setenv("D2L_TINY", value)
+    assert tiny_profile() is tiny

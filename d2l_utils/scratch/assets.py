@@ -102,6 +102,9 @@ def sha1_overrides() -> dict[str, str]:
 def asset_registry() -> dict[str, Asset]:
     """`ASSETS` with `D2L_ASSET_URL` (base URL) and `D2L_ASSET_SHA1` (hashes) applied."""
     base = os.environ.get(ASSET_URL_ENV, "").strip()
+    if base and urllib.parse.urlparse(base).scheme not in ("http", "https", "file"):
+        raise AssetError(f"{ASSET_URL_ENV}={base!r}: not a URL; give the base URL the zips are "
+                         "under, with its scheme (http://HOST/PATH/, https:// or file://)")
     hashes = sha1_overrides()
     out = {}
     for name, asset in ASSETS.items():

@@ -10,7 +10,15 @@ import nbformat
 import pytest
 
 from tools.executed_copies import (
-    MAX_BYTES, NOTICE_TAG, RUN_KEY, code_sources, is_stale, merge, page_notebook, scrub)
+    MAX_BYTES,
+    NOTICE_TAG,
+    RUN_KEY,
+    code_sources,
+    is_stale,
+    merge,
+    page_notebook,
+    scrub,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = {"profile": "cpu", "commit": "0123456789abcdef", "started": "2026-12-07T03:00:00+00:00",

@@ -1,6 +1,6 @@
 """Published numbers the chapters compare against, each cited to the paper, model card or
-original notebook it comes from (the course notebooks the chapters reproduce: `course notebook 000` is
-chapter 3's, and so on; "seed" in this book means a random seed, never one of these).
+course notebook it comes from (the notebooks of the course the chapters reproduce:
+`course notebook 000` is chapter 3's, and so on; "seed" in this book means a random seed).
 
 One table, so the chapters and the book's references page cite the same figures. Values are on
 the dev sets unless `split` says otherwise; accuracy-type metrics are fractions (0.844, not 84.4).
@@ -20,13 +20,13 @@ SOURCES = {
     "run-glue-readme": "HF run_glue README, bert-base-cased, fp16, Titan RTX, 3 epochs",
     "lora-paper": "Hu et al. 2021, LoRA, Table 2 (roberta-base)",
     "turc-2019": "Turc et al. 2019, well-read students (GLUE test)",
-    "course notebook 000": "course notebook of chapter 3 (course material 000): MNLI on a Colab T4, "
+    "course notebook 000": "chapter 3 (course material 000): MNLI on a Colab T4, "
                     "under-trained (split across sessions)",
-    "course notebook 001": "course notebook of chapter 4 (course material 001): SST-2 shallow prompt, "
+    "course notebook 001": "chapter 4 (course material 001): SST-2 shallow prompt, "
                     "distilbert-base-uncased",
-    "course notebook 002": "course notebook of chapter 1 (course material 002) = d2l 15.7: bert.small "
+    "course notebook 002": "chapter 1 (course material 002) = d2l 15.7: bert.small "
                     "on SNLI, 5 epochs (test set)",
-    "course notebook 003": "course notebook of chapter 5 (course material 003): roberta-base, best dev "
+    "course notebook 003": "chapter 5 (course material 003): roberta-base, best dev "
                     "snapshot over 10 epochs",
 }
 
@@ -85,8 +85,8 @@ def _rows() -> list[Published]:
                     "Spearman, stored by the notebook under the key 'pearson-corr'"
                     if task == "stsb" else "")
             add("course notebook 003", "roberta-base", method, task, metric, (value,), note=note)
-    add("course notebook 001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy", (0.737,),
-        note="20 virtual tokens, lr 1e-2, batch 32, 10 epochs")
+    add("course notebook 001", "distilbert-base-uncased", "prompt-tuning", "sst2", "accuracy",
+        (0.737,), note="20 virtual tokens, lr 1e-2, batch 32, 10 epochs")
     add("course notebook 002", "d2l bert.small", "full", "snli", "accuracy", (0.779,), "test")
     for model, sst2, mnli in [("BERT-Tiny", 0.832, 0.702), ("BERT-Mini", 0.859, 0.748),
                               ("BERT-Small", 0.897, 0.776), ("BERT-Medium", 0.896, 0.800)]:

@@ -1,0 +1,103 @@
+"""The tools behave like the CLI: bad arguments are one `error:` line (argparse's usage line for a
+malformed value) and exit 2 before any work, a file they cannot use one line naming it, never a
+traceback; and `snli_split.py` writes every sentence exactly as it read it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_tool(name: str):
+    """A script in tools/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(capsys, main, *argv: str) -> tuple[int, str]:
+    """(exit status, stderr) of a tool's main, argparse's own exit included."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error:" in line]
+
+
+# ---------------------------------------------------------------------------------------------
+# snli_split.py
+
+
+SENTENCES = ['He kept saying "hello 12".', r"A path C:\new\table and a \"quoted\" one.",
+             "Plain text.", "'Single' quotes, a trailing backslash \\", "Tabs never; \"x\"."]
+
+
+@pytest.fixture
+def snli_source(tmp_path) -> Path:
+    labels = ["entailment", "neutral", "contradiction"]
+    rows = [f"{labels[i % 3]}\t{SENTENCES[i % 5]} #{i}\tSomeone \"speaks\" \\ {i}."
+            for i in range(30)]
+    source = tmp_path / "dev.txt"
+    source.write_text("gold_label\tsentence1\tsentence2\n" + "\n".join(rows) + "\n")
+    return source
+
+
+def test_snli_split_writes_and_reads_back_every_sentence_unchanged(tmp_path, capsys,
+                                                                   snli_source):
+    from d2l_utils.data import load_task_data
+    from d2l_utils.tasks import get_task
+
+    code, _ = call(capsys, load_tool("snli_split").main, str(snli_source), str(tmp_path / "out"),
+                   "--dev", "5", "--test", "5")
+    assert code == 0
+    source_rows = [line.split("\t") for line in snli_source.read_text().splitlines()[1:]]
+    written = []
+    for name in ("train", "dev", "test"):
+        lines = (tmp_path / "out" / "SNLI" / f"snli_1.0_{name}.txt").read_text().splitlines()
+        written += [line.split("\t") for line in lines[1:]]
+    assert sorted(written) == sorted(source_rows)  # byte for byte: no escape added
+    data = load_task_data(get_task("snli"), data_dir=tmp_path / "out")
+    read = sorted(p for split in data.values() for p in split["premise"])
+    assert read == sorted(row[1] for row in source_rows)
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--dev", "-1", "--test", "-1"], "argument --dev: must be at least 1"),
+    (["--dev", "0"], "argument --dev: must be at least 1 (a split is never empty), got 0"),
+    (["--test", "0"], "argument --test: must be at least 1"),
+])
+def test_snli_split_refuses_negative_or_empty_splits(tmp_path, capsys, snli_source, options,
+                                                     message):
+    code, err = call(capsys, load_tool("snli_split").main, str(snli_source),
+                     str(tmp_path / "out"), *options)
+    assert code == 2 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_snli_split_into_a_file_or_from_latin1_is_one_line(tmp_path, capsys, snli_source):
+    tool = load_tool("snli_split")
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    code, err = call(capsys, tool.main, str(snli_source), str(target), "--dev", "2",
+                     "--test", "2")
+    assert code == 2 and error_lines(err) == [f"error: {target}: not a folder"]
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("gold_label\tsentence1\tsentence2\nneutral\tcaf\u00e9\tx\n"
+                       .encode("latin-1"))
+    code, err = call(capsys, tool.main, str(latin1), str(tmp_path / "out"))
+    assert code == 1
+    assert error_lines(err) == [f"error: {latin1}: not valid UTF-8 (invalid continuation byte "
+                                "at byte 42); re-save the file as UTF-8"]

@@ -101,3 +101,72 @@ def test_snli_split_into_a_file_or_from_latin1_is_one_line(tmp_path, capsys, snl
     assert code == 1
     assert error_lines(err) == [f"error: {latin1}: not valid UTF-8 (invalid continuation byte "
                                 "at byte 42); re-save the file as UTF-8"]
+
+
+# ---------------------------------------------------------------------------------------------
+# colab_check.py: a file it cannot use means the check could not run (exit 2), never a traceback
+
+
+@pytest.mark.parametrize("freeze,requirements,message", [
+    (None, "numpy>=1\n", "--freeze {freeze}: no such file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "numpy>=1\n",
+     "--freeze {freeze}: not a text file (invalid start byte at byte 0)"),
+    ("numpy==2.0.2\nthis is not a freeze line\n", "numpy>=1\n",
+     "--freeze {freeze}: line 2: not a pip freeze line: 'this is not a freeze line'"),
+    ("", "numpy>=1\n", "--freeze {freeze}: no `name==version` line"),
+    ("numpy==2.0.2\n", "numpy>=>1  # why\n",
+     "--requirements {requirements}: line 1: bad requirement 'numpy>=>1  # why'"),
+])
+def test_colab_check_with_an_unusable_file_is_one_line_and_exit_2(tmp_path, capsys, freeze,
+                                                                  requirements, message):
+    tool = load_tool("colab_check")
+    paths = {"freeze": tmp_path / "freeze.txt", "requirements": tmp_path / "req.txt"}
+    for name, content in (("freeze", freeze), ("requirements", requirements)):
+        if isinstance(content, bytes):
+            paths[name].write_bytes(content)
+        elif content is not None:
+            paths[name].write_text(content)
+
+    def never(*args):
+        raise AssertionError("the check ran uv on an unusable file")
+
+    tool.run_uv = never
+    code, err = call(capsys, tool.main, "--freeze", str(paths["freeze"]), "--requirements",
+                     str(paths["requirements"]))
+    assert code == 2
+    assert len(error_lines(err)) == 1
+    assert error_lines(err)[0].startswith(f"error: {message.format(**paths)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# hub_mirror.py
+
+
+def test_hub_mirror_build_into_a_file_is_exit_2(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("")
+    code, err = call(capsys, load_tool("hub_mirror").main, "build", "--out", str(target))
+    assert code == 2 and error_lines(err) == [f"error: --out {target}: not a folder"]
+
+
+def test_hub_mirror_serve_with_a_bad_port_is_exit_2(tmp_path, capsys):
+    code, err = call(capsys, load_tool("hub_mirror").main, "serve", "--out", str(tmp_path),
+                     "--port", "99999")
+    assert code == 2
+    assert "argument --port: must be a port between 1 and 65535, got 99999" in err
+
+
+def test_hub_mirror_build_from_a_malformed_glue_file_names_it_and_builds_nothing(tmp_path,
+                                                                                  capsys):
+    from d2l_utils.fixtures import write_fixtures
+
+    glue = write_fixtures(tmp_path / "glue", ["sst2"])
+    (glue / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t1\textra\n")
+    out = tmp_path / "mirror"
+    code, err = call(capsys, load_tool("hub_mirror").main, "build", "--out", str(out),
+                     "--glue-dir", str(glue))
+    assert code == 1
+    assert error_lines(err) == [f"error: {glue.resolve()}/SST-2/train.tsv:3: found 3 "
+                                "tab-separated fields, expected 2 (as the header); is there a "
+                                "tab inside a sentence, or a missing one?"]
+    assert not (out / "mirrors").exists()

@@ -22,7 +22,8 @@ alone as long as their version satisfies the requirements.
 Exit status: 0 it resolves and leaves numpy, pandas, matplotlib, scipy, scikit-learn, torch,
 requests and psutil at Colab's versions; 1 it does not resolve, or it changes one of those (the
 offender and the chain that forces it are named); 2 the check could not run (uv missing, registry
-unreachable). Needs uv (`pip install uv`, https://docs.astral.sh/uv/) and access to PyPI.
+unreachable, or a missing, binary or malformed FILE or requirements file: one `error:` line).
+Needs uv (`pip install uv`, https://docs.astral.sh/uv/) and access to PyPI.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Freeze:
 def parse_freeze(text: str) -> Freeze:
     """Versions from `pip freeze` output; `name @ url` and `-e` lines cannot be constrained."""
     freeze = Freeze()
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -77,7 +78,7 @@ def parse_freeze(text: str) -> Freeze:
             continue
         match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*===?\s*(\S+)$", line)
         if not match:
-            raise ValueError(f"not a pip freeze line: {raw!r}")
+            raise ValueError(f"line {number}: not a pip freeze line: {raw!r}")
         name, version = match.groups()
         key = canonicalize_name(name)
         public, _, label = version.partition("+")
@@ -100,17 +101,18 @@ class Pin:
 def parse_requirements(text: str) -> list[Pin]:
     """The requirements, each with the comment on its line as the reason."""
     pins = []
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), start=1):
         spec, *comment = re.split(r"(?:^|\s)#", raw, maxsplit=1)  # pip's comment rule
         spec, reason = spec.strip(), "".join(comment)
         if not spec:
             continue
         if spec.startswith("-"):
-            raise ValueError(f"pip options are not supported in the Colab requirements: {raw!r}")
+            raise ValueError(f"line {number}: pip options are not supported in the Colab "
+                             f"requirements: {raw!r}")
         try:
             pins.append(Pin(Requirement(spec), reason.strip()))
         except InvalidRequirement as error:
-            raise ValueError(f"bad requirement {raw!r}: {error}") from None
+            raise ValueError(f"line {number}: bad requirement {raw!r}: {error}") from None
     return pins
 
 
@@ -270,9 +272,34 @@ def run_uv(requirements: Path, constraints: list[str], config: str) -> subproces
         return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=900)
 
 
+class InputError(ValueError):
+    """A freeze or requirements file that cannot be used; the message names it."""
+
+
+def read_inputs(freeze_path: Path, requirements: Path) -> tuple[Freeze, list[Pin]]:
+    """Both files parsed; a missing, binary or malformed one is an `InputError` naming it."""
+    parsed = []
+    for option, path, parse in (("--freeze", freeze_path, parse_freeze),
+                                ("--requirements", requirements, parse_requirements)):
+        if not path.is_file():
+            raise InputError(f"{option} {path}: no such file")
+        try:
+            parsed.append(parse(path.read_bytes().decode("utf-8")))
+        except UnicodeDecodeError as err:
+            raise InputError(f"{option} {path}: not a text file ({err.reason} at byte "
+                             f"{err.start})") from None
+        except ValueError as err:
+            raise InputError(f"{option} {path}: {err}") from None
+    freeze, pins = parsed
+    if not freeze.versions:
+        raise InputError(f"--freeze {freeze_path}: no `name==version` line (is it a pip freeze?)")
+    return freeze, pins
+
+
 def check(freeze_path: Path, requirements: Path = REQUIREMENTS, resolve=run_uv) -> int:
-    freeze = parse_freeze(freeze_path.read_text(encoding="utf-8"))
-    pins = parse_requirements(requirements.read_text(encoding="utf-8"))
+    """Exit status of the check (see the module docstring); a file that cannot be used is an
+    `InputError`."""
+    freeze, pins = read_inputs(freeze_path, requirements)
     constraints = constraints_for(freeze, pins)
     shown = requirements.relative_to(ROOT) if requirements.is_relative_to(ROOT) else requirements
     print(f"Resolving {shown} for Python {PYTHON} ({PLATFORM}) against {freeze_path}: "
@@ -303,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requirements", type=Path, default=REQUIREMENTS,
                         help="the install cell's requirements (default: %(default)s)")
     args = parser.parse_args(argv)
-    return check(args.freeze, args.requirements)
+    try:
+        return check(args.freeze, args.requirements)
+    except InputError as err:  # the check could not run: one line, exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

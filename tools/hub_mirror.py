@@ -301,15 +301,18 @@ def build_datasets(mirrors: Path, glue_dir: Path | None, snli_dir: Path | None,
 
 def _build_datasets(mirrors: Path, glue_dir: Path | None, snli_dir: Path | None,
                     work: Path) -> dict:
-    from d2l_utils.data import load_task_data
+    from d2l_utils.data import DataError, load_task_data
     from d2l_utils.tasks import get_task
 
     sources, origin = _task_sources(glue_dir, snli_dir, work)
-    glue = {name: _glue_splits(get_task(name),
-                               load_task_data(get_task(name), data_dir=sources[name]),
-                               sources[name] / get_task(name).glue_dir)
-            for name in GLUE_CONFIGS}
-    snli = load_task_data(get_task("snli"), data_dir=sources["snli"])
+    try:
+        glue = {name: _glue_splits(get_task(name),
+                                   load_task_data(get_task(name), data_dir=sources[name]),
+                                   sources[name] / get_task(name).glue_dir)
+                for name in GLUE_CONFIGS}
+        snli = load_task_data(get_task("snli"), data_dir=sources["snli"])
+    except DataError as err:  # a malformed file: named with its line, nothing built
+        raise MirrorError(str(err)) from None
     snli = {"plain_text": {split: _snli_unlabelled_rows(snli[split])
                            for split in ("train", "validation", "test")}}
     def body(names, note):
@@ -521,12 +524,18 @@ def build_mirror(out: str | os.PathLike, glue_dir: str | os.PathLike | None = No
         raise MirrorError("git is needed to build the mirror (olah serves git repositories)")
     started = time.perf_counter()
     mirrors = out / "mirrors"
+    created = not mirrors.exists()
     mirrors.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="hub_mirror_", dir=out) as tmp:
-        work = Path(tmp)
-        manifest = {"datasets": build_datasets(mirrors, glue_dir, snli_dir, work / "data"),
-                    "models": build_models(mirrors, work / "models"),
-                    "assets": build_assets(mirrors, work / "assets")}
+    try:
+        with tempfile.TemporaryDirectory(prefix="hub_mirror_", dir=out) as tmp:
+            work = Path(tmp)
+            manifest = {"datasets": build_datasets(mirrors, glue_dir, snli_dir, work / "data"),
+                        "models": build_models(mirrors, work / "models"),
+                        "assets": build_assets(mirrors, work / "assets")}
+    except BaseException:
+        if created:  # no half-built mirror left behind
+            shutil.rmtree(mirrors, ignore_errors=True)
+        raise
     manifest["asset_path"] = f"/{ASSET_REPO}/resolve/main/"
     manifest["build_seconds"] = round(time.perf_counter() - started, 1)
     _dump_json(out / "mirror.json", manifest)
@@ -736,7 +745,35 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port between 1 and 65535, got {value}")
+    return value
+
+
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, found before any work (None when nothing is)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: not a folder"
+    if args.command == "build":
+        for flag, folder in (("--glue-dir", args.glue_dir), ("--snli-dir", args.snli_dir)):
+            if folder is not None and not Path(folder).is_dir():
+                return f"{flag} {folder}: no such directory"
+    elif not (out / "mirrors").is_dir():
+        return (f"--out {out}: no mirrors/ in it; run `python tools/hub_mirror.py build --out "
+                f"{out}` first")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 done, 2 a bad argument, 1 a mirror that cannot be built or served; each error is
+    one `error:` line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -747,10 +784,14 @@ def main(argv: list[str] | None = None) -> int:
                        "(any of them): they replace the fixture's splits")
     serve = sub.add_parser("serve", help="run olah over OUT/mirrors until interrupted")
     serve.add_argument("--out", required=True, help="the folder given to build")
-    serve.add_argument("--port", type=int, help="default: a free port")
+    serve.add_argument("--port", type=port_number, help="default: a free port")
     serve.add_argument("--venv", help="olah's virtual environment (default OUT/venv), made and "
                        f"filled with {OLAH_REQUIREMENT} from PyPI if missing")
     args = parser.parse_args(argv)
+    problem = argument_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.command == "build":
             mirrors = build_mirror(args.out, args.glue_dir, args.snli_dir)

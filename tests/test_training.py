@@ -135,3 +135,16 @@ def test_bf16_on_a_cpu_trains_under_autocast(tmp_path, monkeypatch):
     assert bf16["mixed_precision"] == "bf16" and fp32["mixed_precision"] == "no"
     assert bf16["loss_log"] != fp32["loss_log"]
     assert all(math.isfinite(loss) for _, loss in bf16["loss_log"])
+
+
+@pytest.mark.parametrize("trainer", ["loop", "hf"])
+def test_eval_every_steps_means_the_same_under_the_loop_and_the_trainer(tmp_path, trainer):
+    """Evaluations every N steps land in eval_log, the end of every epoch in history, under
+    both trainers (the Trainer used to ignore the option and evaluate per epoch only)."""
+    record = tiny_run(tmp_path, task="sst2", method="full", trainer=trainer, epochs=2,
+                      batch_size=8, eval_every_steps=2)
+    steps_per_epoch = record["steps"] / 2
+    assert [h["step"] for h in record["history"]] == [steps_per_epoch, record["steps"]]
+    mid = [e["step"] for e in record["eval_log"]]
+    assert mid and all(step % 2 == 0 and step % steps_per_epoch for step in mid), mid
+    assert all("accuracy" in e["validation"] for e in record["eval_log"])

@@ -31,7 +31,10 @@ def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArgument
         warmup_ratio=0.0 if args.warmup_steps is not None else args.warmup_ratio,
         warmup_steps=args.warmup_steps or 0, weight_decay=args.weight_decay,
         adam_epsilon=args.adam_epsilon, max_grad_norm=args.max_grad_norm, seed=args.seed,
-        eval_strategy="epoch", logging_steps=args.log_every,
+        # --eval-every-steps: also every N steps, as in the loop (EvaluateEachEpoch keeps the
+        # evaluation at the end of every epoch)
+        eval_strategy="steps" if args.eval_every_steps else "epoch",
+        eval_steps=args.eval_every_steps, logging_steps=args.log_every,
         save_strategy="steps" if args.save_every_steps else "no",
         save_steps=args.save_every_steps or 500, save_total_limit=args.keep_checkpoints,
         save_only_model=False,
@@ -72,6 +75,38 @@ def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = Non
                    compute_metrics=metrics_function(run.task))
 
 
+class EvaluateEachEpoch(TrainerCallback):
+    """With evaluations every N steps, still evaluate at the end of every epoch: the record's
+    history holds the epochs, its eval_log the evaluations in between (as in the loop)."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_evaluate = True
+        return control
+
+
+def _split_evaluations(logs: list[dict], task: TaskSpec, steps_per_epoch: float
+                       ) -> tuple[list[dict], list[dict]]:
+    """The Trainer's evaluation log entries as the loop records them: (history, eval_log), the
+    first with the evaluations at the end of an epoch (or of the run), the second the others."""
+    evaluations: dict[int, dict] = {}
+    for entry in logs:
+        for split in task.eval_splits:
+            prefix = f"eval_{split}_"
+            if f"{prefix}loss" not in entry:
+                continue
+            point = evaluations.setdefault(entry["step"], {"epoch": round(entry["epoch"], 4),
+                                                           "step": entry["step"]})
+            point[split] = {k[len(prefix):]: round(v, 6) if isinstance(v, float) else v
+                            for k, v in entry.items()
+                            if k.startswith(prefix) and not k.endswith(("runtime", "per_second"))}
+    points = [evaluations[step] for step in sorted(evaluations)]
+    last = points[-1]["step"] if points else None
+    history = [p for p in points if p["step"] == last
+               or abs(p["step"] / steps_per_epoch - round(p["step"] / steps_per_epoch)) < 1e-6]
+    eval_log = [p for p in points if p not in history]
+    return history, eval_log
+
+
 class SaveAndStopOnSignal(TrainerCallback):
     """A stop signal (Ctrl-C, SIGTERM, SIGHUP) makes the Trainer save a checkpoint after the
     current step and stop, as the library loop does."""
@@ -94,6 +129,8 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
     has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
     resumed = bool(args.resume and has_checkpoint)
+    if args.eval_every_steps:
+        trainer.add_callback(EvaluateEachEpoch())
     with StopFlag() as stop:
         trainer.add_callback(SaveAndStopOnSignal(stop))
         output = trainer.train(resume_from_checkpoint=resumed or None)
@@ -104,20 +141,9 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
                                   f"checkpoint saved in {saved}. Resume with:\n  "
                                   f"{resume_command(command_line())}", stop.signum)
     logs = trainer.state.log_history
-    history, loss_log = [], []
-    for entry in logs:
-        if "loss" in entry:
-            loss_log.append((entry["step"], round(entry["loss"], 6)))
-    for split in task.eval_splits:
-        evals = [e for e in logs if f"eval_{split}_loss" in e]
-        for i, entry in enumerate(evals):
-            if len(history) <= i:
-                history.append({"epoch": round(entry["epoch"], 4), "step": entry["step"]})
-            prefix = f"eval_{split}_"
-            history[i][split] = {k[len(prefix):]: round(v, 6) if isinstance(v, float) else v
-                                 for k, v in entry.items()
-                                 if k.startswith(prefix) and not k.endswith(
-                                     ("runtime", "per_second"))}
+    loss_log = [(entry["step"], round(entry["loss"], 6)) for entry in logs if "loss" in entry]
+    steps_per_epoch = trainer.state.max_steps / max(trainer.state.num_train_epochs, 1e-9)
+    history, eval_log = _split_evaluations(logs, task, steps_per_epoch)
     train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch
     # The Trainer's train_runtime includes its per-epoch evaluations; the loop's does not.
     eval_time = sum(v for e in logs for k, v in e.items() if k.endswith("_runtime")
@@ -126,7 +152,7 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     device = trainer.args.device
     return TrainResult(
         metrics={split: history[-1][split] for split in task.eval_splits},
-        history=history, loss_log=loss_log, steps=trainer.state.global_step,
+        history=history, eval_log=eval_log, loss_log=loss_log, steps=trainer.state.global_step,
         epochs_run=round(trainer.state.epoch, 4), train_time_s=round(train_time, 3),
         # after a resume the Trainer's rates mix old and new steps: report none
         train_examples=None if resumed else round(

@@ -26,7 +26,8 @@ def clean(notebook: dict) -> dict:
     notebook["nbformat_minor"] = 4  # no random cell ids in git (4.5 requires them)
     for cell in notebook["cells"]:
         cell.pop("id", None)
-        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k == "tags"}
+        cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items()
+                            if k in ("tags", "mystnb")}  # mystnb: the website's toggle labels
         if cell["cell_type"] == "code":
             cell["outputs"] = []
             cell["execution_count"] = None

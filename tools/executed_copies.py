@@ -114,9 +114,11 @@ def provenance_line(run: dict[str, Any]) -> str:
 def notice_cell(nb_module: Any, run: dict[str, Any] | None, stale: bool) -> Any:
     """The markdown cell at the top of a chapter page that says where its outputs come from."""
     if not run:
-        text = (":::{warning}\nThis chapter has not been run by the book yet, so the page shows "
-                "its code without outputs. `python tools/run_chapters.py --profile cpu "
-                "--data-dir DIR --chapters N` makes its executed copy.\n:::")
+        text = (":::{warning}\nThis chapter has not been run by the book yet in its current "
+                "form, so the page shows its code without outputs; the "
+                "[Results](../book/results.md) page shows the records of its last run. "
+                "`python tools/run_chapters.py --profile cpu --data-dir DIR --chapters N` "
+                "makes its executed copy.\n:::")
     else:
         text = provenance_line(run)
         if stale:

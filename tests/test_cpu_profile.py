@@ -3,7 +3,7 @@ SNLI split tool and the collection of chapter records by tools/run_chapters.py."
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -14,12 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_tool(name: str):
-    """A script in tools/ as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A script in tools/ (a package) as a module."""
+    return importlib.import_module(f"tools.{name}")
 
 
 @pytest.fixture

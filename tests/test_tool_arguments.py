@@ -4,8 +4,7 @@ traceback; and `snli_split.py` writes every sentence exactly as it read it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_tool(name: str):
-    """A script in tools/ as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A script in tools/ (a package) as a module."""
+    return importlib.import_module(f"tools.{name}")
 
 
 def call(capsys, main, *argv: str) -> tuple[int, str]:
@@ -170,3 +165,26 @@ def test_hub_mirror_build_from_a_malformed_glue_file_names_it_and_builds_nothing
                                 "tab-separated fields, expected 2 (as the header); is there a "
                                 "tab inside a sentence, or a missing one?"]
     assert not (out / "mirrors").exists()
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--output-dir", "FILE", "a file, not a folder"),
+    ("--timeout", "0", "positive number of seconds"),
+    ("--chapters", "9", "the chapters are"),
+    ("--data-dir", "MISSING", "no such folder"),
+])
+def test_run_chapters_refuses_bad_arguments_before_running(tmp_path, capsys, option, value,
+                                                           message):
+    (tmp_path / "FILE").write_text("not a folder")
+    value = str(tmp_path / value) if value.isupper() else value
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool("run_chapters").main(["--no-collect", option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_build_book_refuses_an_unknown_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool("build_book").main(["--clena"])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

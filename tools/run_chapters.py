@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--chapters {unknown}: the chapters are {sorted(notebooks)}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         parser.error(f"--data-dir {args.data_dir}: no such folder")
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        parser.error(f"--output-dir {args.output_dir}: a file, not a folder; name a folder")
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error(f"--timeout {args.timeout}: must be a positive number of seconds")
     capped = [v for v in ("D2L_MAX_STEPS", "D2L_MAX_EVAL_SAMPLES", "D2L_MAX_BATCH_SIZE")
               if os.environ.get(v)]
     if capped and not args.no_collect:

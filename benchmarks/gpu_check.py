@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,7 @@ def prepare() -> int:
 def flops_per_param(model: str, method: str, trainable_layers: int) -> float:
     """Training FLOPs per real token and parameter for `method` (6 full, 4 with a frozen
     backbone, 2 + 4T/L when the last T of L layers train): the time budget's own factor."""
-    from d2l_utils.pages.time_budget import k_factor, load_backbone
+    from d2l_utils.flops import k_factor, load_backbone
 
     return k_factor(method, load_backbone(model).layers, trainable_layers)
 
@@ -526,10 +526,17 @@ def fixtures_or(data_dir: str | None) -> Iterator[tuple[Path, str]]:
         yield write_fixtures(tmp), "fixtures"
 
 
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows of equal keys as a markdown table."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
+    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def summary_markdown(result: dict[str, Any]) -> str:
     """SUMMARY.md: the tables of `d2l_utils.bench.gpu_check_tables` as Markdown."""
     from d2l_utils.bench import gpu_check_tables
-    from d2l_utils.pages.time_budget import markdown_table
 
     lines = [f"# GPU check: {result['device_name']}", "",
              f"`{result['command']}`, started {result['started_at']}"

@@ -17,7 +17,9 @@ SOURCES = {
     "distilbert-readme": "HF DistilBERT README (distillation example), bert-base-uncased dev",
     "hf-model-card-mnli": "HF model card ishan/bert-base-uncased-mnli (lr 2e-5, 3 ep, len 128, "
                           "batch 32)",
-    "run-glue-readme": "HF run_glue README, bert-base-cased, fp16, Titan RTX, 3 epochs",
+    "run-glue-readme": "HF transformers examples/text-classification README: run_glue.py, "
+                       "bert-base-cased, padded to 128, batch 32, 3 epochs, fp16 (and fp32), "
+                       "one Titan RTX",
     "lora-paper": "Hu et al. 2021, LoRA, Table 2 (roberta-base)",
     "turc-2019": "Turc et al. 2019, well-read students (GLUE test)",
     "course notebook 000": "chapter 3 (course material 000): MNLI on a Colab T4, "
@@ -29,6 +31,35 @@ SOURCES = {
     "course notebook 003": "chapter 5 (course material 003): roberta-base, best dev "
                     "snapshot over 10 epochs",
 }
+
+
+@dataclass(frozen=True)
+class TimingAnchor:
+    """A published training time on a named GPU, from which the book scales its T4 estimate
+    when no GPU check of its own is committed."""
+
+    source: str
+    gpu: str
+    peak_flops: float           # the GPU's dense fp16 tensor-core peak, from its datasheet
+    model: str
+    task: str
+    epochs: int
+    tokens_per_example: int     # run_glue pads every example to max_seq_length
+    seconds: dict[str, float]   # training time per precision
+
+
+def _seconds(hms: str) -> int:
+    """'1:17:06' -> 4626."""
+    return sum(int(part) * 60**i for i, part in enumerate(reversed(hms.split(":"))))
+
+
+# The run_glue README's training times (fp16, fp32), the ones the book cites.
+RUN_GLUE_TIMES = {"mnli": ("1:17:06", "2:35:23"), "sst2": ("13:11", "26:06"),
+                  "cola": ("1:41", "3:17")}
+# NVIDIA TITAN RTX datasheet: 130 TFLOP/s fp16 on its tensor cores.
+RUN_GLUE_ANCHOR = TimingAnchor(
+    "run-glue-readme", "Titan RTX", 130e12, "bert-base-cased", "mnli", 3, 128,
+    {"fp16": _seconds(RUN_GLUE_TIMES["mnli"][0]), "fp32": _seconds(RUN_GLUE_TIMES["mnli"][1])})
 
 
 @dataclass(frozen=True)
@@ -64,11 +95,10 @@ def _rows() -> list[Published]:
                                 ("qqp", "accuracy", 0.896), ("rte", "accuracy", 0.693),
                                 ("sst2", "accuracy", 0.927), ("stsb", "pearson", 0.890)]:
         add("distilbert-readme", "bert-base-uncased", "full", task, metric, (value,))
-    for task, metric, value, time in [("mnli", "accuracy", 0.8404, "1:17:06"),
-                                      ("sst2", "accuracy", 0.9174, "13:11"),
-                                      ("cola", "matthews", 0.5678, "1:41")]:
+    for task, metric, value in [("mnli", "accuracy", 0.8404), ("sst2", "accuracy", 0.9174),
+                                ("cola", "matthews", 0.5678)]:
         add("run-glue-readme", "bert-base-cased", "full", task, metric, (value,),
-            note=f"3 epochs in {time}")
+            note=f"3 epochs in {RUN_GLUE_TIMES[task][0]}")
     for task, metric, (full, bitfit, lora) in [("mnli", "accuracy", (0.876, 0.847, 0.875)),
                                                ("sst2", "accuracy", (0.948, 0.937, 0.951)),
                                                ("cola", "matthews", (0.636, 0.620, 0.634)),

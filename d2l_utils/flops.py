@@ -1,0 +1,62 @@
+"""Training FLOPs of an encoder: its parameter count per token and the factor k per method.
+
+Shared by the time estimate (`d2l_utils.pages.time_budget`) and the GPU check's MFU
+(`benchmarks/gpu_check.py`). Shapes come from the configs shipped in `d2l_utils/configs` and from
+d2l's own BERTs (chapter 1); nothing is downloaded or built.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from .backbones import CONFIG_DIR
+
+FULL, FREEZE = "full", "freeze"
+FROZEN_BACKBONE = ("bitfit", "lora", "prefix", "ptuning-v2", "prompt-tuning")
+
+
+class Shape(NamedTuple):
+    """An encoder stack's layers, hidden size and feed-forward size."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+
+
+def load_backbone(model: str) -> Shape:
+    """The shape of a shipped config (`d2l_utils/configs`) or of d2l's `bert.small`/`bert.base`."""
+    if model.startswith("bert."):
+        from .scratch.bert import BERT_CONFIGS
+
+        c = BERT_CONFIGS[model]
+        return Shape(c.num_layers, c.num_hiddens, c.ffn_num_hiddens)
+    config = json.loads((CONFIG_DIR / f"{model}.json").read_text(encoding="utf-8"))
+    if config.get("model_type") == "distilbert":
+        return Shape(config["n_layers"], config["dim"], config["hidden_dim"])
+    return Shape(config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"])
+
+
+def encoder_params(shape: Shape) -> int:
+    """N = L (4h^2 + 2hi + 9h + i): attention, feed-forward and LayerNorm parameters, the ones
+    every token passes through (d2l's attention has no biases, 4h fewer: ignored)."""
+    h, i = shape.hidden, shape.intermediate
+    return shape.layers * (4 * h * h + 2 * h * i + 9 * h + i)
+
+
+def k_factor(method: str, layers: int, trainable_layers: int = 0) -> float:
+    """Training FLOPs per token per backbone parameter.
+
+    6 for full fine-tuning (forward 2, backward 4); 4 for a frozen backbone that still
+    back-propagates through every layer; 2 + 4 * T / L when only the last T of L layers train.
+    """
+    if method == FULL:
+        return 6.0
+    if method == FREEZE:
+        if not 0 < trainable_layers <= layers:
+            raise ValueError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
+        return 2.0 + 4.0 * trainable_layers / layers
+    if method in FROZEN_BACKBONE:
+        return 4.0
+    raise ValueError(f"unknown method {method!r}; known: {FULL}, {FREEZE}, "
+                     + ", ".join(FROZEN_BACKBONE))

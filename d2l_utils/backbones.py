@@ -24,7 +24,6 @@ from .tasks import TaskSpec
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 SHIPPED_CONFIGS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
-ALIASES = ("minilm-l6", "tiny-bert")
 RANDOM_ONLY = ("tiny-bert",)  # no pretrained weights exist for these
 # Default learning rates are tuned for BERT-base; small encoders want larger steps (Turc et al.,
 # 2019, fine-tune their small BERTs with rates up to 1e-4). Measured on real SST-2 with MiniLM:

@@ -1,4 +1,4 @@
-"""Reading run records back: a finished run's record, and the committed records the book shows.
+"""Reading run records back: the committed records the book shows, and their chapter manifests.
 
 The committed records are the chapters themselves, executed by `tools/run_chapters.py`: one folder
 per chapter, `results/records/chNN/<run-name>.json`, with a `chapter.json` manifest beside them.
@@ -11,20 +11,6 @@ import math
 import os
 from pathlib import Path
 from typing import Any
-
-from ..training.record import RECORD_FILE
-
-
-def load_record(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a run record from a file or from the run's output directory."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RECORD_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no run record here (a run writes {RECORD_FILE} when "
-                                "it finishes)")
-    return json.loads(path.read_text())
-
 
 # The committed records, with their provenance (results/README.md says how they were made).
 # Chapters and the book read results from here, never from a tiny smoke run.

@@ -20,7 +20,9 @@ EXECUTED = ROOT / "results" / "executed"
 MAX_BYTES = 2 * 2**20  # an executed copy stays under 2 MiB
 RUN_KEY = "d2l_run"  # notebook metadata: profile, commit, hardware, wall time, models, data
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-NOTICE_TAG = "d2l-provenance"  # the cell build_book inserts: tests find it by this tag
+NOTICE_TAG = "d2l-provenance"
+MODEL_NAMES = {"minilm-l6": "MiniLM-L6", "bert-base-uncased": "bert-base-uncased"}
+PRECISION_NAMES = {"no": "fp32", "bf16": "bfloat16", "fp16": "fp16"}  # the cell build_book inserts: tests find it by this tag
 
 
 def executed_path(notebook: Path) -> Path:
@@ -98,17 +100,19 @@ def provenance_line(run: dict[str, Any]) -> str:
     machine = f"{hardware.get('cores', '?')}-core {hardware.get('cpu', 'CPU')}"
     if hardware.get("gpu"):
         machine = f"{hardware['gpu']} GPU"
-    models = ", ".join(run.get("models", [])) or "?"
+    models = ", ".join(MODEL_NAMES.get(m, m) for m in run.get("models", [])) or "?"
     tasks = ", ".join(run.get("tasks", [])) or "?"
-    precision = ", ".join(run.get("precision", [])) or "fp32"
+    precision = ", ".join(sorted({PRECISION_NAMES.get(p, p) for p in run.get("precision", [])}))
     minutes = run.get("wall_time_s", 0) / 60
     commit = run.get("commit", "?")[:7]
+    shared = (" while other jobs shared the machine, so the time is longer than on a quiet one"
+              if run.get("load_average", 0) > hardware.get("cores", 1) else "")
     return (f"**The outputs on this page** are the book's own run of this chapter in the "
-            f"**{run.get('profile', '?')} profile**: {models} on the real {tasks} data "
-            f"({run.get('data', '?')}), {machine}, {precision}; commit `{commit}`, "
-            f"{run.get('started', '?')[:10]}, **{minutes:.0f} minutes** for the whole chapter. "
-            "The notebook itself picks a profile for the machine it runs on (see "
-            "[Setup](../book/setup.md)).")
+            f"**{run.get('profile', '?')} profile**: {models} on the real {tasks} files, on a "
+            f"{machine} in {precision or 'fp32'}; commit `{commit}`, "
+            f"{run.get('started', '?')[:10]}, **{minutes:.0f} minutes** for the whole "
+            f"chapter{shared}. Run on your own machine, the notebook picks its profile from "
+            "`D2L_PROFILE` (see [Setup](../book/setup.md)).")
 
 
 def notice_cell(nb_module: Any, run: dict[str, Any] | None, stale: bool) -> Any:

@@ -263,6 +263,8 @@ def keep_executed_copy(notebook: Path, executed: Path, run_dir: Path, provenance
         "models": sorted({r["model"] for r in records}),
         "tasks": sorted({task_name(r["task"]) for r in records}),
         "precision": sorted({r.get("mixed_precision") or "fp32" for r in records}),
+        # the mean 1-minute load while it ran: above the core count, other jobs slowed it
+        "load_average": round(sum(provenance["load_average_1min"].values()) / 2, 2),
     }
     target = executed_path(notebook)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -110,21 +110,26 @@ def test_keep_executed_copy_scrubs_and_stamps_the_notebook(tmp_path, monkeypatch
         {"task": "sst2", "model": "minilm-l6", "mixed_precision": "bf16"}))
     raw = executed("train()")
     raw.cells[1].outputs.append(nbformat.v4.new_output(
-        "stream", name="stdout", text=f"record: {run_dir}/lora/record.json\n"))
+        "stream", name="stdout", text=f"record: {run_dir}/ch09/lora/record.json\n"))
+    raw.cells[1].outputs.append(nbformat.v4.new_output(  # a live progress display, ended blank
+        "display_data", data={"text/plain": "\n", "text/html": "<pre></pre>"}))
     raw_path = tmp_path / "raw" / "09_chapter.ipynb"
     raw_path.parent.mkdir()
     nbformat.write(raw, raw_path)
     provenance = {"chapter": 9, "profile": "cpu", "started": RUN["started"],
-                  "notebook_wall_time_s": 12.5, "data_dir": "cpu", "hardware": RUN["hardware"]}
+                  "notebook_wall_time_s": 12.5, "data_dir": "cpu", "hardware": RUN["hardware"],
+                  "load_average_1min": {"before": 3.0, "after": 2.0}}
     kept = run_chapters.keep_executed_copy(Path("notebooks/09_chapter.ipynb"), raw_path, run_dir,
                                            provenance)
     assert kept == tmp_path / "executed" / "09_chapter.ipynb"
     nb = nbformat.read(kept, as_version=4)
     text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
     assert "record: runs/ch09/lora/record.json" in text and str(tmp_path) not in text
+    assert all(o.output_type == "stream" for o in nb.cells[1].outputs)  # no blank display
     stamp = nb.metadata[RUN_KEY]
     assert stamp["models"] == ["minilm-l6"] and stamp["tasks"] == ["SST-2"]
     assert stamp["precision"] == ["bf16"] and stamp["wall_time_s"] == 12.5
+    assert stamp["load_average"] == 2.5
     assert len(stamp["commit"]) >= 7
 
 

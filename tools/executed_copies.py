@@ -54,8 +54,8 @@ def scrub(nb: Any, replacements: dict[str, str]) -> Any:
                 output.text = _scrub_text(output.text, ordered)
             elif output.output_type in ("display_data", "execute_result"):
                 output.data.pop(WIDGET_MIME, None)
-                if not output.data:
-                    continue
+                if not output.data or not str(output.data.get("text/plain", "x")).strip():
+                    continue  # a widget, or a live progress display that ended blank
                 for mime, value in output.data.items():
                     if mime.startswith("text/") and isinstance(value, str):
                         output.data[mime] = _scrub_text(value, ordered)

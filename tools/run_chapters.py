@@ -254,7 +254,7 @@ def keep_executed_copy(notebook: Path, executed: Path, run_dir: Path, provenance
 
     records = [json.loads(p.read_text()) for p in sorted(run_dir.rglob("record.json"))]
     nb = scrub(nbformat.read(executed, as_version=4),
-               {str(run_dir): f"runs/ch{provenance['chapter']:02d}", str(ROOT): ".",
+               {str(run_dir): "runs", str(ROOT): ".",  # chapters write under OUTPUT/chNN
                 str(Path.home()): "~"})
     nb.metadata[RUN_KEY] = {
         "profile": provenance["profile"], "commit": _git_commit(),

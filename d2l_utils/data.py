@@ -18,7 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from .fixtures import FIXTURES_DIR
 from .hub import offline_reason
-from .tasks import FileLayout, TaskSpec
+from .tasks import FileLayout, TaskSpec, TestSplit
 
 
 class DataError(ValueError):
@@ -134,20 +134,53 @@ def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | flo
     raise DataFormatError(path, line, f"label {value!r} is not one of {choices}")
 
 
-def read_split_file(task: TaskSpec, path: Path) -> Dataset:
-    """Read one split file of `task` (any supported format) into the common schema."""
-    layout = task.files
+def read_split_file(task: TaskSpec, path: Path, layout: FileLayout | None = None,
+                    texts_required: bool = False) -> Dataset:
+    """Read one split file of `task` (any supported format) into the common schema; without a
+    `label` in `layout`'s columns, the texts (and `idx`, when mapped) only. `texts_required`
+    refuses an empty text."""
+    layout = layout or task.files
     reader = _read_jsonl if path.suffix == ".jsonl" else _read_tsv
-    columns: dict[str, list] = {key: [] for key in (*task.text_keys, "label")}
+    keys = [key for key in (*task.text_keys, "idx") if key in layout.columns]
+    labelled = "label" in layout.columns
+    columns: dict[str, list] = {key: [] for key in (*keys, *["label"] * labelled)}
     for line, row in reader(path, layout):
-        if row["label"].strip() in layout.drop_labels:
+        if labelled and row["label"].strip() in layout.drop_labels:
             continue
-        for key in task.text_keys:
+        for key in keys:
+            if texts_required and key != "idx" and not row[key].strip():
+                raise DataFormatError(path, line, f"empty {key}: nothing to predict")
             columns[key].append(row[key])
-        columns["label"].append(_parse_label(task, row["label"], path, line))
-    if not columns["label"]:
+        if labelled:
+            columns["label"].append(_parse_label(task, row["label"], path, line))
+    if not columns[keys[0]]:
         raise DataFormatError(path, None, "no examples found (only a header or dropped rows)")
-    return Dataset.from_dict(columns, features=task_features(task))
+    features = task_features(task)
+    if not labelled:
+        features = Features({key: Value("string") for key in keys})
+    return Dataset.from_dict(columns, features=features)
+
+
+def read_input_file(task: TaskSpec, path: str | os.PathLike) -> Dataset:
+    """A file to predict for `task`, labelled or not: its train/dev layout (CoLA's without a
+    header), one of its test layouts, or a header naming the task's columns (`label` optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--input {path}: no such file")
+    if path.suffix == ".jsonl":
+        return read_split_file(task, path, texts_required=True)
+    first = _read_lines(path)[0][1].split("\t")
+    plain = {key: key for key in task.text_keys}
+    layouts = [task.files, *(FileLayout({}, s.columns) for s in task.test_splits),
+               FileLayout({}, {**plain, "label": "label"}), FileLayout({}, plain)]
+    for layout in layouts:
+        if (set(layout.columns.values()) <= set(first) if layout.positional_header is None
+                else len(first) == len(layout.positional_header)):
+            return read_split_file(task, path, layout, texts_required=True)
+    missing = [key for key in task.text_keys if key not in first]
+    raise DataFormatError(path, 1, f"missing column(s) {missing or list(task.text_keys)}; the "
+                          f"header has {first}; {task.name} needs a header with "
+                          f"{', '.join(task.text_keys)} (and label, optional) or its GLUE layout")
 
 
 def glue_split_files(task: TaskSpec, data_dir: str | os.PathLike) -> dict[str, Path]:
@@ -159,19 +192,39 @@ def glue_split_files(task: TaskSpec, data_dir: str | os.PathLike) -> dict[str, P
     if not folder.is_dir():
         raise DataError(f"--data-dir {root}: expected a folder {task.glue_dir}/ for task "
                         f"{task.name!r} (official GLUE layout, e.g. {task.glue_dir}/train.tsv)")
-    paths = {}
-    for split, names in task.files.splits.items():  # all present before any read
-        found = [folder / name for name in names if (folder / name).is_file()]
-        if not found:
-            odd = [folder / name for name in names if os.path.lexists(folder / name)]
-            if odd:  # there, but not a readable file
-                what = ("is a directory" if odd[0].is_dir() else
-                        "is a symlink that leads nowhere (broken, or a loop)"
-                        if odd[0].is_symlink() else "is not a regular file")
-                raise DataError(f"{odd[0]} {what}; the {split} split must be a file")
-            raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
-        paths[split] = found[0]
-    return paths
+    # all present before any read
+    return {split: split_file(folder, names, split) for split, names in task.files.splits.items()}
+
+
+def split_file(folder: Path, names: tuple[str, ...], split: str) -> Path:
+    """The first of `names` in `folder` that is a file; none is a `DataError` saying why."""
+    found = [folder / name for name in names if (folder / name).is_file()]
+    if not found:
+        odd = [folder / name for name in names if os.path.lexists(folder / name)]
+        if odd:  # there, but not a readable file
+            what = ("is a directory" if odd[0].is_dir() else
+                    "is a symlink that leads nowhere (broken, or a loop)"
+                    if odd[0].is_symlink() else "is not a regular file")
+            raise DataError(f"{odd[0]} {what}; the {split} split must be a file")
+        raise DataError(f"{folder}: missing {' or '.join(names)} (the {split} split)")
+    return found[0]
+
+
+def load_test_split(task: TaskSpec, split: TestSplit, data_dir: str | os.PathLike | None = None,
+                    tiny: bool = False) -> Dataset:
+    """One unlabelled test split of `task` (its text columns and `idx`) from the fixtures
+    (`tiny`), a GLUE-layout folder or the hub."""
+    if not tiny and data_dir is None:
+        ds = _hub_dataset((task.hub_path, split.hub_config) if split.hub_config
+                          else task.hub_args)[split.name]
+        return ds.select_columns([*task.text_keys, "idx"]).cast(
+            Features({**{key: Value("string") for key in task.text_keys}, "idx": Value("string")}))
+    root = Path(FIXTURES_DIR if tiny else data_dir)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root}: no such directory")
+    folder, name = (root / split.path).parent, (root / split.path).name
+    return read_split_file(task, split_file(folder, (name,), split.name),
+                           FileLayout({}, split.columns), texts_required=True)
 
 
 def load_glue_dir(task: TaskSpec, data_dir: str | os.PathLike) -> DatasetDict:
@@ -208,8 +261,8 @@ OFFLINE_HINT = ("Use local files with --data-dir DIR (official GLUE layout, see 
                 "or the built-in fixtures with --tiny.")
 
 
-def load_hub(task: TaskSpec) -> DatasetDict:
-    """Download `task` from the Hugging Face hub (or its local cache) into the common schema."""
+def _hub_dataset(hub_args: tuple[str, ...]) -> DatasetDict:
+    """`datasets.load_dataset(*hub_args)`, failing within seconds when the hub is unreachable."""
     import datasets
 
     reason = offline_reason()
@@ -217,13 +270,18 @@ def load_hub(task: TaskSpec) -> DatasetDict:
     try:
         # Unreachable hub: only the local cache is tried, so the error comes in seconds.
         datasets.config.HF_HUB_OFFLINE = saved or reason is not None
-        raw = datasets.load_dataset(*task.hub_args)
+        return datasets.load_dataset(*hub_args)
     except Exception as err:  # datasets raises many types when offline; all mean the same here
         reason = reason or f"{type(err).__name__}: {err}"
-        raise DataError(f"cannot load {'/'.join(task.hub_args)} from the hub: {reason}. "
+        raise DataError(f"cannot load {'/'.join(hub_args)} from the hub: {reason}. "
                         f"{OFFLINE_HINT}") from None
     finally:
         datasets.config.HF_HUB_OFFLINE = saved
+
+
+def load_hub(task: TaskSpec) -> DatasetDict:
+    """Download `task` from the Hugging Face hub (or its local cache) into the common schema."""
+    raw = _hub_dataset(task.hub_args)
     features = task_features(task)
     splits = {}
     for split in ("train", *task.eval_splits):

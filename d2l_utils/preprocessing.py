@@ -17,7 +17,8 @@ from .tasks import TaskSpec
 def tokenize_splits(data: DatasetDict, tokenizer: PreTrainedTokenizerBase, task: TaskSpec,
                     max_seq_length: int) -> DatasetDict:
     """Model inputs for every split: `input_ids`, `attention_mask` (and `token_type_ids` when
-    the model uses segments), `labels`, and `length` (tokens per example, for batching)."""
+    the model uses segments), `labels` (when the data has them), and `length` (tokens per
+    example, for batching)."""
     if max_seq_length < 8:
         raise ValueError(f"--max-seq-length must be at least 8, got {max_seq_length}")
 
@@ -26,7 +27,8 @@ def tokenize_splits(data: DatasetDict, tokenizer: PreTrainedTokenizerBase, task:
         # Pairs: truncate the longer side first, so both sentences keep as much as possible.
         encoded = tokenizer(*texts, truncation="longest_first" if task.is_pair else True,
                             max_length=max_seq_length)
-        encoded["labels"] = batch["label"]
+        if "label" in batch:  # data to predict may have none
+            encoded["labels"] = batch["label"]
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
@@ -52,8 +54,13 @@ def eval_dataloader(dataset: Dataset, batch_size: int,
     examples' order, and batches of like lengths pad least (1.6-1.9x faster than file order on
     the GLUE dev sets, `benchmarks/eval_order.py`); the longest batch comes first, so a memory
     limit shows at once."""
-    order = np.argsort(-np.asarray(dataset["length"]), kind="stable")
-    return DataLoader(dataset.select(order), batch_size=batch_size, collate_fn=collate)
+    return DataLoader(dataset.select(length_order(dataset)), batch_size=batch_size,
+                      collate_fn=collate)
+
+
+def length_order(dataset: Dataset) -> np.ndarray:
+    """The order `eval_dataloader` batches `dataset` in: longest first, ties in file order."""
+    return np.argsort(-np.asarray(dataset["length"]), kind="stable")
 
 
 # How length-grouped batches are made: a seeded permutation is cut into mega-batches of

@@ -467,12 +467,15 @@ def check_against_model(args: RunArguments) -> RunArguments:
     return args
 
 
+CHECKPOINT_NAMES = ("output_dir", "run", "run_dir", "model")  # what other tools call --checkpoint
+
+
 @dataclass
 class EvaluateArguments:
     """Options of `python -m d2l_utils evaluate`."""
 
     checkpoint: str = field(**_opt("output directory of a finished run", nonempty=True,
-                                   known_as=("output_dir", "run", "run_dir", "model")))
+                                   known_as=CHECKPOINT_NAMES))
     task: str | None = field(default=None, **_opt("default: the task the run trained on",
                                                   metadata={"choices": list(TASKS)}))
     data_dir: str | None = field(default=None, **_opt(
@@ -483,6 +486,71 @@ class EvaluateArguments:
                                                               bounds=AT_LEAST_1))
     batch_size: int = field(default=64, **_opt("evaluation batch size", bounds=AT_LEAST_1,
                                                known_as=("eval_batch_size",)))
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass
+class PredictArguments:
+    """Options of `python -m d2l_utils predict`: exactly one of `--text`, `--input`, `--split`."""
+
+    checkpoint: str = field(**_opt("output directory of a finished run", nonempty=True,
+                                   known_as=CHECKPOINT_NAMES))
+    text: list[str] | None = field(default=None, **_opt(
+        "texts to predict, one example each (a pair task: two texts per example)",
+        known_as=("texts", "sentence", "sentences")))
+    input: str | None = field(default=None, **_opt(
+        "a file to predict: the task's GLUE layout (labels optional), its test layout, or a TSV "
+        "whose header names the task's columns; with labels the metrics are printed too",
+        nonempty=True, known_as=("input_file", "file", "infile")))
+    split: Literal["test"] | None = field(default=None, **_opt(
+        "predict the task's test split(s) (hub, --data-dir or --tiny) into GLUE submission "
+        "files"))
+    output: str | None = field(default=None, **_opt(
+        "--input: the predictions file (default: standard output); --split test: the folder "
+        "for the submission files (default: CHECKPOINT/submission)", nonempty=True,
+        known_as=("output_file", "out", "outfile")))
+    task: str | None = field(default=None, **_opt(
+        "default: the task the run trained on (--split test: only that one)",
+        metadata={"choices": list(TASKS)}))
+    data_dir: str | None = field(default=None, **_opt(
+        "--split test: a folder in the official GLUE layout (default: the hub)", nonempty=True,
+        excludes={"tiny": "--tiny reads the built-in fixtures, not a folder; drop one of them"}))
+    tiny: bool = field(default=False, **_opt("--split test: the built-in test fixtures"))
+    batch_size: int = field(default=64, **_opt("prediction batch size", bounds=AT_LEAST_1,
+                                               known_as=("eval_batch_size",)))
+    overwrite: bool = field(default=False, **_opt(
+        "replace an existing predictions file or submission files", known_as=("force",)))
+    progress: bool = field(default=True, **_opt("show a progress bar for files and splits"))
+
+    def __post_init__(self) -> None:
+        for number, text in enumerate(self.text or [], start=1):
+            if isinstance(text, str) and not text.strip():
+                raise OptionError(f"--text: text {number} is empty ({text!r}); nothing to "
+                                  "predict")
+        check_options(self)
+        given = [option_name(name) for name in ("text", "input", "split")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise OptionError("predict needs exactly one of --text, --input or --split test"
+                              + (f"; got {' and '.join(given)}" if given else ""))
+        if (self.data_dir or self.tiny) and self.split is None:
+            raise OptionError("--data-dir and --tiny choose the data of --split test; --text "
+                              "and --input bring their own")
+
+
+@dataclass
+class ExportArguments:
+    """Options of `python -m d2l_utils export`."""
+
+    checkpoint: str = field(**_opt("output directory of a finished run", nonempty=True,
+                                   known_as=CHECKPOINT_NAMES))
+    to: str = field(**_opt("the folder to write; it must not exist yet", nonempty=True,
+                           known_as=("output", "out", "export_dir", "save_dir")))
+    merge: bool = field(default=True, **_opt(
+        "LoRA with peft: merge the matrices into a plain transformers model (merge_and_unload); "
+        "--no-merge writes a peft adapter folder instead"))
 
     def __post_init__(self) -> None:
         check_options(self)

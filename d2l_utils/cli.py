@@ -1,4 +1,5 @@
-"""Command line: `python -m d2l_utils {train,evaluate,params,bench} ...` (`--help` on each).
+"""Command line: `python -m d2l_utils {train,evaluate,predict,export,params,bench} ...` (`--help`
+on each).
 
 Exit codes: 0 done, 2 a bad option (argparse's usage line, or one `error:` line naming the
 option, the value and the valid range), 1 a data, model or file problem (one `error:` line naming
@@ -29,23 +30,25 @@ def usage_errors() -> tuple[type[BaseException], ...]:
     """A wrong option value or environment variable (`D2L_PROFILE=gpuu`): exit code 2, like
     argparse."""
     from .arguments import OptionError
+    from .inference import PredictError
     from .methods import MethodError
     from .tasks import TaskError
 
-    return (OptionError, MethodError, TaskError, ProfileError)
+    return (OptionError, MethodError, TaskError, ProfileError, PredictError)
 
 
 def run_errors() -> tuple[type[BaseException], ...]:
     """Data, model, file and run-folder problems: exit code 1."""
     from .backbones import ModelError
     from .data import DataError
+    from .inference import ExportError
     from .metrics import MetricError
     from .training.checkpoints import ResumeError
     from .training.prepare import RunFolderError
     from .training.saving import SavedRunError
 
     return (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError, ResumeError,
-            RunFolderError, SavedRunError, MetricError)
+            RunFolderError, SavedRunError, MetricError, ExportError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +147,25 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_predict(argv: list[str]) -> int:
+    """Predict with a finished run: --text, an --input file, or --split test (GLUE files)."""
+    from .arguments import PredictArguments
+    from .inference.predict import predict_command
+
+    predict_command(parse(PredictArguments, argv, "predict"))
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    """Write a finished run as a transformers model, a peft or an adapters folder (--to DIR)."""
+    from .arguments import ExportArguments
+    from .inference.export import export_run
+
+    options = parse(ExportArguments, argv, "export")
+    print(export_run(options.checkpoint, options.to, merge=options.merge).summary)
+    return 0
+
+
 def cmd_params(argv: list[str]) -> int:
     """Build the model (random weights: counts do not depend on them) and print its counts."""
     from .arguments import check_against_model
@@ -176,7 +198,8 @@ def _run_arguments() -> type:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "params": cmd_params, "bench": cmd_bench}
+    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+    "params": cmd_params, "bench": cmd_bench}
 
 
 # ---------------------------------------------------------------------------------------------

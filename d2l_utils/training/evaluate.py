@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from datasets import DatasetDict
 from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
 
 from ..arguments import EvaluateArguments, OptionError, RunArguments
 from ..backbones import load_config, load_tokenizer, resolve_backbone
@@ -69,11 +70,12 @@ def saved_run_arguments(checkpoint: str) -> RunArguments:
                             f"({err})") from None
 
 
-def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
-    """Rebuild the run's model, load its trained weights and compute every metric per split."""
-    run = saved_run_arguments(options.checkpoint)
+def task_for_run(run: RunArguments, checkpoint: str, name: str | None,
+                 verb: str = "evaluate") -> TaskSpec:
+    """The task `name` (default: the run's own), which must have the run's labels; another is an
+    `OptionError` naming both tasks."""
     trained_on = run.task_spec
-    task = get_task(options.task or run.task)
+    task = get_task(name or run.task)
     if (task.label_names, task.is_regression) != (trained_on.label_names,
                                                   trained_on.is_regression):
         def labels(spec: TaskSpec) -> str:
@@ -82,14 +84,28 @@ def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
                 return f"a score from {low:g} to {high:g}"
             return "/".join(spec.label_names)
 
-        raise OptionError(f"--task {task.name} does not match the checkpoint {options.checkpoint}"
+        raise OptionError(f"--task {task.name} does not match the checkpoint {checkpoint}"
                           f", trained on {trained_on.name}: its outputs are {labels(trained_on)}"
-                          f", {task.name} needs {labels(task)}; evaluate it on {trained_on.name}"
+                          f", {task.name} needs {labels(task)}; {verb} it on {trained_on.name}"
                           " or a task with the same labels")
+    return task
+
+
+def load_saved_model(run: RunArguments, checkpoint: str) -> tuple[PreTrainedTokenizerBase,
+                                                                 nn.Module]:
+    """The tokenizer and the model of a saved run, rebuilt as the run built it, with its final
+    trained weights loaded (safetensors: no code runs), on the CPU."""
     backbone = resolve_backbone(run.model, random_init=run.random_init)
-    tokenizer = load_tokenizer(backbone, load_config(backbone, trained_on))
-    model = load_trainable(build_model(backbone, trained_on, run.method_config()),
-                           options.checkpoint)
+    tokenizer = load_tokenizer(backbone, load_config(backbone, run.task_spec))
+    model = load_trainable(build_model(backbone, run.task_spec, run.method_config()), checkpoint)
+    return tokenizer, model
+
+
+def evaluate_checkpoint(options: EvaluateArguments) -> dict[str, Any]:
+    """Rebuild the run's model, load its trained weights and compute every metric per split."""
+    run = saved_run_arguments(options.checkpoint)
+    task = task_for_run(run, options.checkpoint, options.task)
+    tokenizer, model = load_saved_model(run, options.checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     data = load_task_data(task, data_dir=options.data_dir, tiny=options.tiny,

@@ -6,6 +6,7 @@ The public API, imported lazily so that `import d2l_utils` stays cheap:
     record = train(RunArguments(task="sst2", method="lora", tiny=True))
 
 Subpackages: `training` (prepare, loop, HF Trainer, fastNLP, evaluation, records, checkpoints),
+`inference` (predict with a finished run, GLUE submission files, export for other tools),
 `scratch` (chapter 1's from-scratch BERT), `pages` (what only the notebooks and the website use).
 """
 
@@ -18,6 +19,8 @@ _PUBLIC = {
     "RunArguments": "d2l_utils.arguments",
     "train": "d2l_utils.training.run",
     "evaluate_checkpoint": "d2l_utils.training.evaluate",
+    "Predictor": "d2l_utils.inference.predict",
+    "export_run": "d2l_utils.inference.export",
     "get_task": "d2l_utils.tasks",
     "load_task_data": "d2l_utils.data",
     "method_config": "d2l_utils.methods",

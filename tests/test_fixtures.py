@@ -59,6 +59,24 @@ TSV_FILES: dict[str, list[tuple[str, list[str] | None, str | int, set[str], list
               {"0", "1"}, ["sentence1", "sentence2"]) for s in ("train", "dev")],
 }
 SNLI_FILES = [f"SNLI/snli_1.0_{s}.jsonl" for s in ("train", "dev", "test")]
+# The unlabelled GLUE test files: (relative path, header, text columns), headers as in the
+# official download (an index column, the texts; no label, STS-B no score).
+MNLI_TEST_HEADER = MNLI_TRAIN_HEADER[:-2]
+TEST_FILES: list[tuple[str, list[str], list[str]]] = [
+    ("CoLA/test.tsv", ["index", "sentence"], ["sentence"]),
+    ("SST-2/test.tsv", ["index", "sentence"], ["sentence"]),
+    ("MRPC/test.tsv", ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+     ["#1 String", "#2 String"]),
+    ("STS-B/test.tsv", ["index", "genre", "filename", "year", "old_index", "source1", "source2",
+                        "sentence1", "sentence2"], ["sentence1", "sentence2"]),
+    ("QQP/test.tsv", ["id", "question1", "question2"], ["question1", "question2"]),
+    ("MNLI/test_matched.tsv", MNLI_TEST_HEADER, ["sentence1", "sentence2"]),
+    ("MNLI/test_mismatched.tsv", MNLI_TEST_HEADER, ["sentence1", "sentence2"]),
+    ("diagnostic/diagnostic.tsv", ["index", "sentence1", "sentence2"], ["sentence1", "sentence2"]),
+    ("QNLI/test.tsv", ["index", "question", "sentence"], ["question", "sentence"]),
+    ("RTE/test.tsv", ["index", "sentence1", "sentence2"], ["sentence1", "sentence2"]),
+    ("WNLI/test.tsv", ["index", "sentence1", "sentence2"], ["sentence1", "sentence2"]),
+]
 TSV_CASES = [(task, *spec) for task, specs in TSV_FILES.items() for spec in specs]
 
 
@@ -97,7 +115,7 @@ def test_task_list_covers_glue_and_snli() -> None:
 
 
 def test_all_expected_files_exist(root: pathlib.Path) -> None:
-    expected = {c[1] for c in TSV_CASES} | set(SNLI_FILES)
+    expected = {c[1] for c in TSV_CASES} | set(SNLI_FILES) | {c[0] for c in TEST_FILES}
     written = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert written == expected
 
@@ -135,6 +153,19 @@ def test_tsv_file(root: pathlib.Path, task: str, relpath: str, header: list[str]
     counts = Counter(labels)
     assert set(counts) == allowed, "labels in the allowed set, every class present"
     assert max(counts.values()) - min(counts.values()) <= 1, f"balanced: {counts}"
+
+
+@pytest.mark.parametrize("relpath,header,text_cols", TEST_FILES, ids=[c[0] for c in TEST_FILES])
+def test_unlabelled_test_file(root: pathlib.Path, relpath: str, header: list[str],
+                              text_cols: list[str]) -> None:
+    raw = (root / relpath).read_bytes()
+    assert b"\r" not in raw and raw.endswith(b"\n") and not raw.startswith(b"\xef\xbb\xbf")
+    rows = read_tsv(root / relpath)
+    assert rows[0] == header and all(len(r) == len(header) for r in rows)
+    table = read_table(root / relpath, header)
+    assert len(table) == 6
+    assert [row[header[0]] for row in table] == [str(i) for i in range(6)]
+    assert all(row[col].strip() for row in table for col in text_cols)
 
 
 def test_cola_columns(root: pathlib.Path) -> None:
@@ -218,7 +249,7 @@ def test_only_requested_tasks_are_written(tmp_path: pathlib.Path) -> None:
     write_fixtures(tmp_path, ["sst2"])
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
                      if p.is_file())
-    assert written == ["SST-2/dev.tsv", "SST-2/train.tsv"]
+    assert written == ["SST-2/dev.tsv", "SST-2/test.tsv", "SST-2/train.tsv"]
 
 
 def test_task_names_and_errors(tmp_path: pathlib.Path) -> None:
@@ -226,6 +257,8 @@ def test_task_names_and_errors(tmp_path: pathlib.Path) -> None:
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["RTE", "STS-B"]
     write_fixtures(tmp_path / "b", "cola")  # a single name is not split into letters
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["CoLA"]
+    write_fixtures(tmp_path / "d", ["mnli"])  # MNLI's test splits include the AX diagnostic
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["MNLI", "diagnostic"]
     with pytest.raises(ValueError, match="unknown fixture task"):
         write_fixtures(tmp_path / "c", ["imdb"])
 

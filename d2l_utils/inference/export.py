@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,9 @@ def _write(model: nn.Module, tokenizer: PreTrainedTokenizerBase, run: RunArgumen
     with_base = hub is None or run.pooler == "train"  # the pooler is no part of the adapter
     model.peft_config["default"].base_model_name_or_path = (str(final / BASE_FOLDER)
                                                             if with_base else hub)
-    model.save_pretrained(staging)
+    with warnings.catch_warnings():  # peft looks for the base's config, written next
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        model.save_pretrained(staging)
     if with_base:
         plain_model(model).save_pretrained(staging / BASE_FOLDER, safe_serialization=True)
         tokenizer.save_pretrained(staging / BASE_FOLDER)

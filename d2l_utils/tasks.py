@@ -2,7 +2,8 @@
 
 One place for each task fact: its columns and labels, metric, evaluation splits, where it lives on
 the hub, how its official files are laid out (read by `d2l_utils.data`; the fixtures are files in
-the same layout) and its official split sizes. Column names and label ids follow the Hugging Face
+the same layout), its unlabelled test splits with the GLUE leaderboard's file for each, and its
+official split sizes. Column names and label ids follow the Hugging Face
 hub datasets (`nyu-mll/glue`, `stanfordnlp/snli`), so the hub, a local GLUE folder and the
 fixtures all yield the same schema.
 """

@@ -69,8 +69,22 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 # Files, texts, the Python API
 
 
+@pytest.fixture(scope="module")
+def hf_trainer_run(tmp_path_factory) -> Path:
+    return _run(tmp_path_factory.mktemp("runs") / "rte-hf", "rte", "bitfit", max_steps=3,
+                trainer="hf")
+
+
+@pytest.fixture(scope="module")
+def fastnlp_run(tmp_path_factory) -> Path:
+    return _run(tmp_path_factory.mktemp("runs") / "mnli-fastnlp", "mnli", "prompt-tuning",
+                trainer="fastnlp", epochs=1, train_batches_per_epoch=2)
+
+
 @pytest.mark.parametrize("run_name,dev,split", [
-    ("sst2_run", "SST-2/dev.tsv", "validation"), ("stsb_run", "STS-B/dev.tsv", "validation")])
+    ("sst2_run", "SST-2/dev.tsv", "validation"), ("stsb_run", "STS-B/dev.tsv", "validation"),
+    ("hf_trainer_run", "RTE/dev.tsv", "validation"),
+    ("fastnlp_run", "MNLI/dev_mismatched.tsv", "validation_mismatched")])
 def test_input_file_prints_the_records_last_evaluation(request, capsys, tmp_path, run_name,
                                                         dev, split):
     run = request.getfixturevalue(run_name)

@@ -20,7 +20,6 @@ _PUBLIC = {
     "train": "d2l_utils.training.run",
     "evaluate_checkpoint": "d2l_utils.training.evaluate",
     "Predictor": "d2l_utils.inference.predict",
-    "export_run": "d2l_utils.inference.export",
     "get_task": "d2l_utils.tasks",
     "load_task_data": "d2l_utils.data",
     "method_config": "d2l_utils.methods",

@@ -116,4 +116,4 @@ def test_the_public_api_is_lazy_and_complete():
             "[getattr(d2l_utils, n) for n in d2l_utils.__all__]; print(len(d2l_utils.__all__))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PACKAGE.parent)
-    assert out.returncode == 0 and out.stdout.strip() == "7", out.stderr[-2000:]
+    assert out.returncode == 0 and out.stdout.strip() == "8", out.stderr[-2000:]

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, pipeline
 
-from d2l_utils import Predictor, export_run
+from d2l_utils import Predictor
 from d2l_utils.arguments import RunArguments
 from d2l_utils.cli import main
 from d2l_utils.data import read_input_file
 from d2l_utils.fixtures import FIXTURES_DIR
+from d2l_utils.inference.export import export_run
 from d2l_utils.tasks import get_task
 from d2l_utils.training import train
 
@@ -102,6 +103,7 @@ def test_pair_task_through_the_pipeline(runs, tmp_path):
 
 def test_existing_target_is_refused_and_kept(runs, tmp_path, capsys):
     run = runs("full", {})
+    capsys.readouterr()  # what training printed
     target = tmp_path / "taken"
     target.mkdir()
     (target / "mine.txt").write_text("keep")

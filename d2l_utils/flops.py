@@ -25,12 +25,8 @@ class Shape(NamedTuple):
 
 
 def load_backbone(model: str) -> Shape:
-    """The shape of a shipped config (`d2l_utils/configs`) or of d2l's `bert.small`/`bert.base`."""
-    if model.startswith("bert."):
-        from .scratch.bert import BERT_CONFIGS
-
-        c = BERT_CONFIGS[model]
-        return Shape(c.num_layers, c.num_hiddens, c.ffn_num_hiddens)
+    """The shape of a shipped config (`d2l_utils/configs`); d2l's own BERTs (chapter 1) are
+    `d2l_utils.pages.time_budget.backbone_shape`'s, since the pipeline never imports scratch/."""
     config = json.loads((CONFIG_DIR / f"{model}.json").read_text(encoding="utf-8"))
     if config.get("model_type") == "distilbert":
         return Shape(config["n_layers"], config["dim"], config["hidden_dim"])

@@ -91,7 +91,8 @@ def _rows() -> list[Published]:
                                 ("mrpc", "accuracy", 0.867), ("sst2", "accuracy", 0.927)]:
         add("bert-paper", "bert-base-uncased", "full", task, metric, (value,))
     for task, metric, value in [("cola", "matthews", 0.563), ("mnli", "accuracy", 0.847),
-                                ("mrpc", "accuracy or F1 (unstated)", 0.886), ("qnli", "accuracy", 0.918),
+                                ("mrpc", "accuracy or F1 (unstated)", 0.886),
+                                ("qnli", "accuracy", 0.918),
                                 ("qqp", "accuracy", 0.896), ("rte", "accuracy", 0.693),
                                 ("sst2", "accuracy", 0.927), ("stsb", "pearson", 0.890)]:
         add("distilbert-readme", "bert-base-uncased", "full", task, metric, (value,))

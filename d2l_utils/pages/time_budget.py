@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..flops import FREEZE, FULL, encoder_params, k_factor, load_backbone
+from ..flops import FREEZE, FULL, Shape, encoder_params, k_factor, load_backbone
 from ..profiles import PROFILE_ENV, TINY_ENV
 from ..tasks import TASKS
 from .plots import task_name
@@ -74,9 +74,19 @@ class Throughput:
     source: str
 
 
+def backbone_shape(model: str) -> Shape:
+    """A backbone's shape: d2l's `bert.small`/`bert.base` (chapter 1) or a shipped config."""
+    if model.startswith("bert."):
+        from ..scratch.bert import BERT_CONFIGS
+
+        config = BERT_CONFIGS[model]
+        return Shape(config.num_layers, config.num_hiddens, config.ffn_num_hiddens)
+    return load_backbone(model)
+
+
 def run_flops(run: Run, tokens_per_example: int = RUN_GLUE_ANCHOR.tokens_per_example) -> float:
     """Training and evaluation FLOPs of `run` (every trial), on the official split sizes."""
-    shape = load_backbone(run.model)
+    shape = backbone_shape(run.model)
     n = encoder_params(shape)
     lora = run.rank * shape.layers * 2 * 2 * shape.hidden
     spec = TASKS[run.task]
@@ -101,7 +111,7 @@ def t4_throughput(gpu_check: Mapping[str, Any] | None = None) -> Throughput:
     jobs = [job for job in (gpu_check or {}).get("bench", []) if "library_loop" in job]
     gpu_peak = (gpu_check or {}).get("peaks", {}).get("datasheet")
     if jobs and gpu_peak:
-        n = encoder_params(load_backbone(gpu_check["settings"]["model"]))
+        n = encoder_params(backbone_shape(gpu_check["settings"]["model"]))
         mfu = statistics.median(job["library_loop"]["tokens_per_s"] * job["flops_per_param"] * n
                                 / gpu_peak for job in jobs)
         return Throughput(peak * mfu, mfu, f"the library loop's median MFU, measured on a "

@@ -20,9 +20,9 @@ EXECUTED = ROOT / "results" / "executed"
 MAX_BYTES = 2 * 2**20  # an executed copy stays under 2 MiB
 RUN_KEY = "d2l_run"  # notebook metadata: profile, commit, hardware, wall time, models, data
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-NOTICE_TAG = "d2l-provenance"
-MODEL_NAMES = {"minilm-l6": "MiniLM-L6", "bert-base-uncased": "bert-base-uncased"}
-PRECISION_NAMES = {"no": "fp32", "bf16": "bfloat16", "fp16": "fp16"}  # the cell build_book inserts: tests find it by this tag
+NOTICE_TAG = "d2l-provenance"  # the cell build_book inserts: tests find it by this tag
+MODEL_NAMES = {"minilm-l6": "MiniLM-L6"}  # how the provenance line writes a model
+PRECISION_NAMES = {"no": "fp32", "bf16": "bfloat16", "fp16": "fp16"}
 
 
 def executed_path(notebook: Path) -> Path:

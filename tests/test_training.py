@@ -97,7 +97,7 @@ def test_train_cli_exit_codes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--data-dir" in err and "--tiny" in err
     assert main(["frobnicate"]) == 2
-    assert "choose one of: train, evaluate, params" in capsys.readouterr().err
+    assert "choose one of: train, evaluate, predict, export, params" in capsys.readouterr().err
 
 
 def test_unwritable_output_dir_is_a_clear_error(tmp_path, capsys):

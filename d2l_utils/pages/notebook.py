@@ -72,6 +72,10 @@ def result_label(record: dict[str, Any]) -> str:
     train = data.get("train_examples")
     profile = record.get("profile", "?")
     tag = "tiny smoke run, not a result" if profile == "tiny" else f"{profile} run"
-    return (f"{record.get('model')} | {record.get('task')} | {data.get('source', '?')}"
+    source = data.get("source", "?")
+    folder = "local GLUE folder "
+    if source.startswith(folder):  # the folder's name, not a path of the machine it ran on
+        source = folder + os.path.basename(os.path.normpath(source[len(folder):]))
+    return (f"{record.get('model')} | {record.get('task')} | {source}"
             f"{f', {train:,} train examples' if train else ''} | {record.get('device', '?')}"
             f" | {tag}")

@@ -55,6 +55,8 @@ def method_label(record: dict[str, Any]) -> str:
     config = record.get("method_config", {})
     if method == "lora" and "r" in config:
         return f"lora r={config['r']}"
+    if method == "freeze" and config.get("trainable_layers") == 0:
+        return "head only"  # the pooler and the head on a frozen encoder: the baseline
     return method
 
 

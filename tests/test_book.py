@@ -192,7 +192,8 @@ def test_chapter_pages_say_where_their_outputs_come_from(built_book):
         copy = executed_path(notebook)
         stale = not copy.is_file() or is_stale(nbformat.read(notebook, as_version=4),
                                                 nbformat.read(copy, as_version=4))
-        notice = "earlier version" in text or "has not been run by the book" in text
+        notice = ("These outputs come from an earlier version" in text
+                  or "has not been run by the book yet" in text)
         assert notice == stale, (f"{notebook.stem}: outputs {'stale' if stale else 'fresh'} "
                                  f"but the page {'lacks' if stale else 'shows'} the notice")
         if copy.is_file():

@@ -25,9 +25,10 @@ from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
-                   accelerator=None) -> dict[str, Any]:
+                   accelerator=None, keep: dict[str, list] | None = None) -> dict[str, Any]:
     """Loss and every official metric of `task` on one evaluation split (an undefined one is
-    None, with its reason under `undefined`)."""
+    None, with its reason under `undefined`). Given `keep`, it also receives the per-example
+    `predictions` and `labels` (in the loader's order), for paired comparisons of two runs."""
     gather: Callable = accelerator.gather_for_metrics if accelerator else (lambda x: x)
     was_training = model.training
     model.eval()
@@ -43,7 +44,12 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
     model.train(was_training)
     logits = torch.cat(all_logits).numpy()
     labels = torch.cat(all_labels).numpy()
-    metrics = compute_metrics(task, predictions_from_logits(task, logits), labels)
+    predictions = predictions_from_logits(task, logits)
+    metrics = compute_metrics(task, predictions, labels)
+    if keep is not None:
+        value = (lambda x: round(float(x), 4)) if task.is_regression else int
+        keep["predictions"] = [value(p) for p in predictions]
+        keep["labels"] = [value(y) for y in labels]
     total = sum(n for _, n in losses)
     metrics["loss"] = sum(loss * n for loss, n in losses) / total
     return {k: round(float(v), 6) if isinstance(v, (float, int)) else v

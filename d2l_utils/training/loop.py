@@ -116,6 +116,7 @@ class Loop:
         from accelerate import Accelerator
 
         self.run_, self.args, self.task = run, run.args, run.task
+        self.predictions: dict[str, dict[str, list]] = {}  # filled by `evaluate`
         args = run.args
         self.accelerator = Accelerator(mixed_precision=_fresh_precision(
             resolve_precision(args.mixed_precision)))
@@ -198,7 +199,11 @@ class Loop:
         return loss.detach().float()
 
     def evaluate(self) -> dict[str, dict[str, float]]:
-        return {split: evaluate_model(self.model, loader, self.task, self.accelerator)
+        """Every split's metrics; the per-example predictions of the latest evaluation are kept
+        for the record (after the last step: the final weights')."""
+        self.predictions = {split: {} for split in self.eval_loaders}
+        return {split: evaluate_model(self.model, loader, self.task, self.accelerator,
+                                      keep=self.predictions[split])
                 for split, loader in self.eval_loaders.items()}
 
     def checkpoint(self) -> Path | None:
@@ -341,7 +346,7 @@ class Loop:
             mixed_precision=acc.mixed_precision,
             peak_memory_mb=round(peak_memory_mb(self.device), 1),
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
-            data_changed=self.data_changed,
+            data_changed=self.data_changed, predictions=self.predictions,
             rank_weight_digests=digests, is_main_process=acc.is_main_process, model=unwrapped)
 
 

@@ -94,6 +94,8 @@ class TrainResult:
     resumed_from: str | None = None
     data_changed: list[str] = field(default_factory=list)  # on resume (--allow-data-change)
     rank_weight_digests: list[str] = field(default_factory=list)
+    # split -> {"predictions": [...], "labels": [...]} of the last evaluation (the loop's)
+    predictions: dict[str, dict[str, list]] = field(default_factory=dict)
     precision_note: str = ""
     is_main_process: bool = True
     wall_time_s: float = 0.0
@@ -138,6 +140,8 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
     }
     if result.precision_note:
         record["precision_note"] = result.precision_note
+    if result.predictions:  # per example, for paired comparisons (`d2l_utils.stats`)
+        record["predictions"] = result.predictions
     return record
 
 

@@ -44,13 +44,14 @@ def k_factor(method: str, layers: int, trainable_layers: int = 0) -> float:
     """Training FLOPs per token per backbone parameter.
 
     6 for full fine-tuning (forward 2, backward 4); 4 for a frozen backbone that still
-    back-propagates through every layer; 2 + 4 * T / L when only the last T of L layers train.
+    back-propagates through every layer; 2 + 4 * T / L when only the last T of L layers train
+    (2, the forward pass alone, for the head-only baseline, T = 0).
     """
     if method == FULL:
         return 6.0
     if method == FREEZE:
-        if not 0 < trainable_layers <= layers:
-            raise ValueError(f"trainable_layers must be in 1..{layers}, got {trainable_layers}")
+        if not 0 <= trainable_layers <= layers:
+            raise ValueError(f"trainable_layers must be in 0..{layers}, got {trainable_layers}")
         return 2.0 + 4.0 * trainable_layers / layers
     if method in FROZEN_BACKBONE:
         return 4.0

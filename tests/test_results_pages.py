@@ -21,7 +21,8 @@ from d2l_utils.pages.records import (
     chapter_time_minutes,
     committed_records,
 )
-from d2l_utils.pages.results import pivot_table, separable, show_table
+from d2l_utils.pages.results import compare_methods, pivot_table, show_table
+from d2l_utils.stats import welch_p
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,30 +205,43 @@ def test_pivot_table(results):
     assert "SST-2 accuracy" in html and "row_heading" not in html  # no index column
 
 
-def test_noise_table_tells_small_gaps_from_large_ones():
-    runs = [make_record("sst2", "full", [0.850]), make_record("sst2", "lora", [0.845], r=8),
-            make_record("sst2", "prompt-tuning", [0.750])]
-    table = separable(runs, "sst2")
+def with_predictions(record: dict, correct: int, n: int = 872) -> dict:
+    """`record` with per-example predictions: the first `correct` of `n` right."""
+    labels = [i % 2 for i in range(n)]
+    predictions = [y if i < correct else 1 - y for i, y in enumerate(labels)]
+    record["predictions"] = {"validation": {"predictions": predictions, "labels": labels}}
+    record["main_metric"]["value"] = correct / n
+    return record
+
+
+def test_comparison_table_tests_gaps_on_the_paired_dev_examples():
+    runs = [with_predictions(make_record("sst2", "full", [0.85]), 741),
+            with_predictions(make_record("sst2", "lora", [0.85], r=8), 737),
+            with_predictions(make_record("sst2", "prompt-tuning", [0.75]), 654)]
+    table = compare_methods(runs, "sst2", adjacent=False)
     verdict = {(row["method A"], row["method B"]): row for _, row in table.iterrows()}
-    close = verdict["full", "lora r=8"]
-    assert close["gap (points)"] == 0.5 and close["tell apart?"] == "cannot tell apart"
-    assert close["noise from"] == "binomial, 872 dev"
-    assert 3.0 < close["noise 2 SE (points)"] < 4.0  # 2 sqrt(2) x 1.2 points on 872 sentences
+    close = verdict["full", "lora r=8"]  # 4 of 872 sentences: half a point
+    assert close["gap (points)"] == round(100 * 4 / 872, 2)
+    assert close["p, dev examples"] > 0.05 and close["tell apart?"] == "cannot tell apart"
+    assert close["p, seeds"] is None or pd.isna(close["p, seeds"])  # one seed each
     far = verdict["full", "prompt-tuning"]
-    assert far["gap (points)"] == 10.0 and far["tell apart?"] == "yes"
-    assert len(separable(runs, "sst2", adjacent=True)) == 2
-    assert separable(runs, "cola").empty
+    assert far["p, dev examples"] < 0.01 and far["tell apart?"] == "yes"
+    low, high = (float(x) for x in far["95% interval (points)"].split(" to "))
+    assert 0 < low < far["gap (points)"] < high
+    assert len(compare_methods(runs, "sst2")) == 2  # adjacent pairs only
+    assert compare_methods(runs, "cola").empty
+    unpaired = compare_methods([make_record("sst2", "full", [0.85]),
+                                make_record("sst2", "bitfit", [0.70])], "sst2")
+    assert unpaired.iloc[0]["tell apart?"] == "unknown"  # no predictions, one seed: no test
 
 
-def test_noise_table_uses_the_seeds(results):
-    table = separable(committed_records(results_dir=results, chapter=6), "sst2")
+def test_comparison_table_uses_the_seeds(results):
+    table = compare_methods(committed_records(results_dir=results, chapter=6), "sst2")
     row = table[(table["method A"] == "full") & (table["method B"] == "lora r=8")].iloc[0]
-    se = (statistics.stdev([0.86, 0.87, 0.85]) ** 2 / 3
-          + statistics.stdev([0.84, 0.83, 0.85]) ** 2 / 3) ** 0.5
-    assert row["noise from"] == "3 seeds"
-    assert row["noise 2 SE (points)"] == round(200 * se, 2)
-    assert row["tell apart?"] == "yes"  # 2 points apart, seeds within 1 point
-    assert row["task"] == "SST-2"
+    lasts_full, lasts_lora = [0.85, 0.86, 0.84], [0.84, 0.83, 0.85]
+    assert row["p, seeds"] == round(welch_p(lasts_full, lasts_lora), 3)
+    assert row["gap (points)"] == 1.0 and row["task"] == "SST-2"
+    assert row["tell apart?"] == "cannot tell apart"  # p = 0.29 from three seeds
 
 
 def test_plot_comparison_fits_the_page(results):

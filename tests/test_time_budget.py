@@ -45,8 +45,9 @@ def test_k_factors():
         assert tb.k_factor(method, 12) == 4
     with pytest.raises(ValueError, match="unknown method"):
         tb.k_factor("adapter-fusion", 12)
-    with pytest.raises(ValueError):
-        tb.k_factor("freeze", 12, trainable_layers=0)
+    assert tb.k_factor("freeze", 12, trainable_layers=0) == 2  # head only: forward pass alone
+    with pytest.raises(ValueError, match=r"0\.\.12"):
+        tb.k_factor("freeze", 12, trainable_layers=13)
 
 
 def test_run_flops_by_hand():
@@ -116,7 +117,7 @@ def test_runs_come_from_the_gpu_profile_of_the_parameters_cell(monkeypatch):
     search = tb.chapter_runs(2)[1]
     assert (search.repeats, search.train_fraction) == (ch2["N_TRIALS"], ch2["SEARCH_FRACTION"])
     ch5 = tb.gpu_parameters(5)
-    assert len(tb.chapter_runs(5)) == len(ch5["TASKS"]) * (2 + len(ch5["RANKS"]))
+    assert len(tb.chapter_runs(5)) == len(ch5["TASKS"]) * (3 + len(ch5["RANKS"]))  # + head only
     for chapter in CHAPTERS:
         assert tb.chapter_runs(chapter), chapter
     with pytest.raises(ValueError, match="no notebook"):

@@ -1,17 +1,16 @@
 """The Results page's tables, drawn from committed run records: the method x task comparison,
-which differences the noise can explain, and where every record came from.
+which differences the noise can explain (`compare_methods`), and where every record came from.
 
 Every table is a DataFrame with a plain RangeIndex; `show_table` renders it without the index.
 A chapter cell reads, for example:
 
     records = committed_records(chapter=6)
     show_table(pivot_table(records))
-    show_table(separable(records, adjacent=True))
+    show_table(compare_methods(records))
 """
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 from collections.abc import Sequence
@@ -21,18 +20,17 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from ..stats import paired_bootstrap, welch_p
 from .plots import (
     method_label,
     method_order,
     metric_column,
     ordered_tasks,
+    record_seed,
     records_table,
     task_name,
 )
 from .records import best_and_last, chapter_manifest
-
-PROPORTIONS = ("accuracy",)  # a share of examples: its noise is binomial
-CORRELATIONS = ("matthews_correlation", "pearson", "spearmanr")
 
 
 def show_table(table: pd.DataFrame, digits: int = 3) -> Styler:
@@ -80,63 +78,58 @@ def pivot_table(records: Sequence[dict[str, Any]], digits: int = 3) -> pd.DataFr
     return pd.DataFrame(rows, columns=["method", *columns.values()])
 
 
-def _dev_examples(record: dict[str, Any]) -> int | None:
-    split = record["main_metric"]["split"]
-    n = record.get("data", {}).get("eval_examples", {})
-    n = n.get(split) if isinstance(n, dict) else n
-    return n if isinstance(n, int) and n > 0 else None
+def _last(run: dict[str, Any]) -> float:
+    return best_and_last(run)[1]
 
 
-def _estimate(runs: Sequence[dict[str, Any]], which: str) -> tuple[float, float | None, str]:
-    """(value, its standard error or None, where the error comes from) for one method."""
-    values = [best_and_last(r)[0 if which == "best" else 1] for r in runs]
-    value = statistics.mean(values)
-    if len(values) >= 2:
-        return value, statistics.stdev(values) / math.sqrt(len(values)), f"{len(values)} seeds"
-    metric = runs[0]["main_metric"]["name"]
-    n = _dev_examples(runs[0])
-    if n is None:
-        return value, None, "unknown"
-    if metric in PROPORTIONS:
-        return value, math.sqrt(max(value * (1 - value), 0.0) / n), f"binomial, {n:,} dev"
-    if metric in CORRELATIONS and n > 3:
-        return value, (1 - min(value * value, 1.0)) / math.sqrt(n - 1), f"correlation, {n:,} dev"
-    return value, None, "unknown"
+def _paired_runs(runs_a: Sequence[dict[str, Any]], runs_b: Sequence[dict[str, Any]]
+                 ) -> list[tuple[list, list, list]]:
+    """(predictions A, predictions B, labels) of the main split for every seed both methods ran
+    with per-example predictions on the same examples."""
+    def by_seed(runs: Sequence[dict[str, Any]]) -> dict[Any, dict[str, list]]:
+        return {record_seed(r): r["predictions"][r["main_metric"]["split"]] for r in runs
+                if r["main_metric"]["split"] in r.get("predictions", {})}
+
+    a, b = by_seed(runs_a), by_seed(runs_b)
+    return [(a[s]["predictions"], b[s]["predictions"], a[s]["labels"]) for s in a
+            if s in b and a[s]["labels"] == b[s]["labels"]]
 
 
-def separable(records: Sequence[dict[str, Any]], task: str | None = None, *,
-              which: str = "best", adjacent: bool = False) -> pd.DataFrame:
+def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, *,
+                    adjacent: bool = True, alpha: float = 0.05) -> pd.DataFrame:
     """Which methods the records can tell apart on a task (every task when `task` is None).
 
-    Each method's value (`which`: its best or last evaluation, the mean over seeds) gets a
-    standard error (SE): with 2 or more seeds, sd/sqrt(n) of its seeds (training noise); with one
-    run of an accuracy, the binomial sqrt(p(1-p)/n_dev) (about 1.2-1.7 points on SST-2's 872
-    sentences); with one run of a correlation (MCC, Pearson), the large-sample (1-r^2)/sqrt(n-1).
-    Two methods cannot be told apart when their gap is below 2 SE of the difference,
-    2 sqrt(SE_A^2 + SE_B^2) (Welch's rule for seeds). On one shared dev set that is cautious: the
-    runs' errors are correlated. Gap and noise are in points (hundredths of the metric).
-    `adjacent=True` compares each method only with the next one in the ranking.
-    """
+    Methods are ranked by their last evaluation (the final weights; the mean over seeds).
+    For each pair (`adjacent`: each method and the next one in the ranking; else every pair),
+    `d2l_utils.stats` tests the gap against both kinds of noise: the dev set (a paired bootstrap
+    over its examples, from the per-example predictions of the runs that share a seed) and, where
+    both methods ran with several seeds, the seeds (Welch's t-test). A pair is told apart when
+    every available test gives p < `alpha`. Gaps and intervals are in points (hundredths)."""
     rows = []
     for name, by_method in _groups(records).items():
         if task is not None and name != task:
             continue
-        estimates = sorted(((method, *_estimate(runs, which))
-                            for method, runs in by_method.items()), key=lambda e: -e[1])
-        pairs = (zip(estimates, estimates[1:]) if adjacent else combinations(estimates, 2))
-        for (a, va, sa, from_a), (b, vb, sb, from_b) in pairs:
-            noise = 2 * math.sqrt(sa ** 2 + sb ** 2) if sa is not None and sb is not None else None
-            gap = va - vb
-            verdict = ("unknown" if noise is None
-                       else "yes" if gap > noise else "cannot tell apart")
-            rows.append({"task": task_name(name), "method A": a, "method B": b,
-                         f"A ({which})": round(va, 4), f"B ({which})": round(vb, 4),
-                         "gap (points)": round(100 * gap, 2),
-                         "noise 2 SE (points)": None if noise is None else round(100 * noise, 2),
-                         "noise from": from_a if from_a == from_b else f"{from_a}; {from_b}",
-                         "tell apart?": verdict})
-    columns = ["task", "method A", "method B", f"A ({which})", f"B ({which})", "gap (points)",
-               "noise 2 SE (points)", "noise from", "tell apart?"]
+        ranked = sorted(by_method.items(), key=lambda item: -statistics.mean(map(_last, item[1])))
+        metric = ranked[0][1][0]["main_metric"]["name"] if ranked else None
+        pairs = zip(ranked, ranked[1:]) if adjacent else combinations(ranked, 2)
+        for (a, runs_a), (b, runs_b) in pairs:
+            gap = statistics.mean(map(_last, runs_a)) - statistics.mean(map(_last, runs_b))
+            shared = _paired_runs(runs_a, runs_b)
+            paired = paired_bootstrap(metric, shared) if shared else None
+            seeds = welch_p([_last(r) for r in runs_a], [_last(r) for r in runs_b])
+            p_values = [p for p in (paired and paired.p_value, seeds) if p is not None]
+            verdict = ("unknown" if not p_values else
+                       "yes" if max(p_values) < alpha else "cannot tell apart")
+            rows.append({
+                "task": task_name(name), "method A": a, "method B": b,
+                "gap (points)": round(100 * gap, 2),
+                "95% interval (points)": (f"{100 * paired.low:.1f} to {100 * paired.high:.1f}"
+                                          if paired else None),
+                "p, dev examples": None if paired is None else round(paired.p_value, 3),
+                "p, seeds": None if seeds is None else round(seeds, 3),
+                "tell apart?": verdict})
+    columns = ["task", "method A", "method B", "gap (points)", "95% interval (points)",
+               "p, dev examples", "p, seeds", "tell apart?"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -172,6 +172,13 @@ def _default(name: str) -> Any:
     return next(f.default for f in fields(RunArguments) if f.name == name)
 
 
+def _chapter5_recipes(ranks: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """Chapter 5's runs per task (its `RECIPES` cell follows the parameters cell)."""
+    return {"head only": dict(method=FREEZE, trainable_layers=0), "full": dict(method=FULL),
+            "bitfit": dict(method="bitfit"), **{f"LoRA r={r}": dict(method="lora", r=r)
+                                                for r in ranks}}
+
+
 def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
     """The gpu-profile runs of `chapter`, built from its parameters cell; `overrides` replace
     settings of that cell first (`chapter_runs(2, TASK="mnli")`)."""
@@ -203,17 +210,24 @@ def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
     if chapter == 5:
         common = dict(model=p["MODEL"], batch_size=p["COMMON"]["batch_size"],
                       eval_every_steps=p["EVAL_EVERY_STEPS"] or 0)
-        return [Run(task, method, epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]), rank=rank,
-                    label=f"LoRA r={rank}" if rank else method, **common)
-                for task in p["TASKS"]
-                for method, rank in [(FULL, 0), ("bitfit", 0)] + [("lora", r) for r in p["RANKS"]]]
+        return [Run(task, r["method"], epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]),
+                    rank=r.get("r", 0), trainable_layers=r.get("trainable_layers", 0),
+                    label=name, **common)
+                for task in p["TASKS"] for name, r in _chapter5_recipes(p["RANKS"]).items()]
     if chapter == 6:
-        return [Run(task, m, p["MODEL"], p["EPOCHS"][task], p["BUDGET"]["batch_size"], label=m,
-                    trainable_layers=_default("trainable_layers") if m == FREEZE else 0,
+        runs = []
+        for task in p["TASKS"]:
+            for name in p["METHODS"]:
+                m = p["METHOD_OPTIONS"].get(name, {}).get("method", name)
+                layers = p["METHOD_OPTIONS"].get(name, {}).get("trainable_layers",
+                                                               _default("trainable_layers"))
+                runs.append(Run(
+                    task, m, p["MODEL"], p["EPOCHS"][task], p["BUDGET"]["batch_size"], label=name,
+                    trainable_layers=layers if m == FREEZE else 0,
                     rank=_default("r") if m == "lora" else 0,
                     extra_tokens=_default("num_virtual_tokens") if m == "prompt-tuning" else 0,
-                    eval_every_steps=p["EVAL_EVERY_STEPS"].get(task, 0), repeats=len(p["SEEDS"]))
-                for task in p["TASKS"] for m in p["METHODS"]]
+                    eval_every_steps=p["EVAL_EVERY_STEPS"].get(task, 0), repeats=len(p["SEEDS"])))
+        return runs
     raise ValueError(f"no chapter {chapter}; chapters: 1-6")
 
 

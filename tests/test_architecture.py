@@ -117,3 +117,31 @@ def test_the_public_api_is_lazy_and_complete():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=PACKAGE.parent)
     assert out.returncode == 0 and out.stdout.strip() == "8", out.stderr[-2000:]
+
+
+POSIX_ONLY = {"fcntl", "resource", "termios", "pwd", "grp"}
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Top-level module names imported when `path` is imported (not inside functions)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_importable_on_windows():
+    """Many learners run Jupyter on Windows: no module imports a POSIX-only module on import
+    (a function may, behind a fallback)."""
+    offenders = {str(p.relative_to(PACKAGE)): sorted(module_level_imports(p) & POSIX_ONLY)
+                 for p in PACKAGE.rglob("*.py") if module_level_imports(p) & POSIX_ONLY}
+    assert offenders == {}
+
+
+def test_the_windows_check_finds_a_posix_import(tmp_path):
+    planted = tmp_path / "m.py"
+    planted.write_text("import os\nimport fcntl\n\ndef f():\n    import resource\n")
+    assert module_level_imports(planted) & POSIX_ONLY == {"fcntl"}

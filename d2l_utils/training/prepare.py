@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from typing import Any, Iterator
 
 import torch.nn as nn
 from datasets import DatasetDict
+from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerBase, set_seed
 
 from ..arguments import RunArguments
@@ -99,34 +99,39 @@ def _main_process() -> bool:
 
 @contextmanager
 def folder_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `path/.lock` while the block runs.
+    """Hold an exclusive lock on `path/.lock` while the block runs (filelock: `flock` on POSIX,
+    `msvcrt` on Windows).
 
-    The kernel drops the lock when the process ends however it ends (SIGKILL, a crash, a
-    Colab disconnect), so a stale lock never blocks the next run. A second run finds it taken
-    and is refused with the first one's pid, host, start time and command (written in the
-    file). File systems without flock (some network mounts) run unlocked, with a notice.
+    The operating system drops the lock when the process ends however it ends (SIGKILL, a crash,
+    a Colab disconnect), so a stale lock never blocks the next run. A second run finds it taken
+    and is refused with the first one's pid, host, start time and command (written in the file).
     """
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    lock_path = path / LOCK_FILE
+    lock = FileLock(lock_path, timeout=0)
     try:
+        lock.acquire()
+    except Timeout:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-            holder = holder or "its process is starting"
-            raise RunFolderError(f"--output-dir {path} is in use by another run ({holder}); "
-                                 "wait for it to finish, or choose another --output-dir") from None
-        except OSError as err:
-            print(f"note: cannot lock {path / LOCK_FILE} ({err.strerror}); nothing keeps "
-                  "another run out of this folder", file=sys.stderr)
-        os.ftruncate(fd, 0)
+            holder = lock_path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:  # Windows: the holder's locked byte cannot be read
+            holder = ""
+        raise RunFolderError(f"--output-dir {path} is in use by another run "
+                             f"({holder or 'its process is starting'}); wait for it to "
+                             "finish, or choose another --output-dir") from None
+    try:
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         command = " ".join(["python -m d2l_utils" if sys.argv[0].endswith("__main__.py")
                             else sys.argv[0], *sys.argv[1:]])
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}: "
-                      f"{command}\n".encode(), 0)
+        try:  # who holds it, for the message above; the lock works without it
+            with open(lock_path, "r+", encoding="utf-8") as file:
+                file.truncate(0)
+                file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}: "
+                           f"{command}\n")
+        except OSError:
+            pass
         yield
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
 
 
 RUN_FILES = ("record.json", "record.json.tmp", "trainable_weights.safetensors",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import shlex
 import sys
 import time
@@ -51,7 +50,12 @@ def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory allocated by tensors on CUDA; otherwise the process's peak RSS."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        import resource  # POSIX only
+    except ImportError:  # Windows: no peak RSS without psutil; nothing else in a run needs it
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
 
 
 def command_line() -> str:

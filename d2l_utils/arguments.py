@@ -261,7 +261,8 @@ class RunArguments:
         "how the classification head trains (default: train; bitfit: bias)"))
     pooler: Literal["train", "frozen"] | None = field(default=None, **_opt(
         "BERT's pooler (dense + tanh on [CLS], not part of the head): train or freeze it on top "
-        "of the method (default: as the method sets it; full and freeze train it)"))
+        "of the method (default: it trains wherever the whole head trains; with a bias-only or "
+        "frozen head, as the method sets it)"))
     # --- optimisation
     trainer: Literal["loop", "hf", "fastnlp"] = field(default="loop", **_opt(
         "loop: the library's PyTorch loop; hf: the transformers Trainer; fastnlp: the fastNLP "

@@ -131,9 +131,16 @@ class BenchArguments:
         if self.steps < 1 or self.untimed_steps < 0:
             raise BenchOptionError(f"--steps must be >= 1 and --untimed-steps >= 0, got "
                                    f"{self.steps} and {self.untimed_steps}")
+        if self.batch_size < 1:  # before `run_arguments`, which derives max_eval_samples from it
+            raise BenchOptionError(f"--batch-size must be at least 1, got {self.batch_size}")
+        from .arguments import OptionError
+        from .methods import MethodError
+        from .tasks import TaskError
+
         try:
             resolve_precision(self.mixed_precision)
-        except PrecisionError as err:
+            self.run_arguments()  # the job's options get the same checks as `train`'s
+        except (PrecisionError, OptionError, MethodError, TaskError) as err:
             raise BenchOptionError(str(err)) from None
 
     @property

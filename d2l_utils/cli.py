@@ -32,9 +32,10 @@ def usage_errors() -> tuple[type[BaseException], ...]:
     from .arguments import OptionError
     from .inference import PredictError
     from .methods import MethodError
+    from .precision import PrecisionError
     from .tasks import TaskError
 
-    return (OptionError, MethodError, TaskError, ProfileError, PredictError)
+    return (OptionError, MethodError, TaskError, ProfileError, PredictError, PrecisionError)
 
 
 def run_errors() -> tuple[type[BaseException], ...]:

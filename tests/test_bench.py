@@ -99,6 +99,11 @@ def test_fixed_padding_counts_only_real_tokens(report):
 def test_options_and_peak_lookup(capsys):
     assert main(["bench", "--tiny", "--task", "sst2", "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
+    for option, value, message in [("--batch-size", "0", "--batch-size must be at least 1"),
+                                   ("--r", "0", "--r must be at least 1"),
+                                   ("--max-seq-length", "4", "--max-seq-length must be")]:
+        assert main(["bench", "--tiny", "--task", "sst2", option, value]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {message}")  # train's own checks
     assert BenchArguments(task="cola", tiny=True).run_arguments().max_steps == 33
     assert peak_flops(torch.device("cpu"), None) is None
     assert peak_flops(torch.device("cpu"), 100.0) == 100e12

@@ -731,3 +731,16 @@ def test_yes_no_variables_accept_the_usual_spellings(monkeypatch, value, tiny):
     monkeypatch.delenv("D2L_PROFILE", raising=False)
     monkeypatch.setenv("D2L_TINY", value)
     assert tiny_profile() is tiny
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is valid with a GPU")
+def test_fp16_on_a_cpu_is_refused_before_data_and_model_load(tmp_path, capsys, monkeypatch):
+    import d2l_utils.training.run as run_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data and model were loaded before the precision was checked")
+
+    monkeypatch.setattr(run_module, "prepare_run", must_not_load)
+    code, _, err = train(capsys, tmp_path / "out", "--mixed-precision", "fp16")
+    assert code == 2 and "fp16 needs a CUDA GPU" in err and "--mixed-precision" in err
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from d2l_utils.cli import main
 SEED_COUNTS = [
     # (command-line options, expected values)
     ("--model bert-base-uncased --task mnli --method freeze --trainable-layers 1",
-     {"trainable": 7_680_771, "head_params": 2_307, "method_params": 7_087_872 + 590_592}),
+     {"trainable": 7_680_771, "head_params": 2_307 + 590_592, "method_params": 7_087_872}),
     ("--model bert-base-uncased --task mnli --method lora --backend adapters --r 8 --alpha 16",
      {"trainable": 887_811, "method_params": 294_912, "head_params": 592_899}),
     ("--model bert-base-uncased --task mnli --method prefix --backend adapters "
@@ -54,7 +54,8 @@ def test_prompt_methods_count_virtual_tokens(capsys, method, per_token_per_layer
     hidden, layers = 768, 12
     expected = 20 * hidden * (per_token_per_layer * layers if per_token_per_layer else 1)
     assert counts["method_params"] == expected
-    assert counts["head_params"] == hidden * 2 + 2  # BERT's linear head on the pooler
+    # BERT's linear head and the pooler it reads, which trains with a training head
+    assert counts["head_params"] == hidden * 2 + 2 + hidden * hidden + hidden
 
 
 def test_peft_prefix_matches_adapters_prefix_size(capsys):
@@ -97,19 +98,21 @@ def test_prefix_methods_on_distilbert_fail_before_training(tmp_path, capsys, met
 
 
 def test_the_pooler_option():
-    """BERT's pooler is not part of the head (as the original notebooks count it); `pooler`
+    """BERT's pooler trains wherever the whole head trains, and counts with the head; `pooler`
     trains or freezes it on top of any method: MiniLM-L6 LoRA r=8 with its pooler = 221,953."""
     from d2l_utils.methods import MethodError, method_config, parameter_counts
 
-    lora = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8))
-    with_pooler = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8,
-                                                                      pooler="train"))
-    assert lora["trainable"] == 73_728 + 385
-    assert with_pooler["trainable"] == 73_728 + 384 * 384 + 384 + 385 == 221_953
-    assert with_pooler["head_params"] == 385  # the pooler counts with the method, as in seed 000
+    default = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8))
+    without = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8, pooler="frozen"))
+    assert without["trainable"] == 73_728 + 385
+    assert default["trainable"] == 73_728 + 384 * 384 + 384 + 385 == 221_953
+    assert default["head_params"] == 384 * 384 + 384 + 385  # the pooler counts with the head
+    assert default["method_params"] == without["method_params"] == 73_728
+    frozen_head = parameter_counts("minilm-l6", "stsb", method_config("lora", r=8, head="frozen"))
+    assert frozen_head["trainable"] == 73_728  # a frozen head keeps the pooler as LoRA left it
     frozen = parameter_counts("tiny-bert", "sst2", method_config("freeze", pooler="frozen"))
-    default = parameter_counts("tiny-bert", "sst2", method_config("freeze"))
-    assert default["trainable"] - frozen["trainable"] == 64 * 64 + 64
+    freeze = parameter_counts("tiny-bert", "sst2", method_config("freeze"))
+    assert freeze["trainable"] - frozen["trainable"] == 64 * 64 + 64
     with pytest.raises(MethodError, match="adapters"):
         method_config("lora", backend="adapters", pooler="train")
 

@@ -230,6 +230,10 @@ def test_comparison_table_tests_gaps_on_the_paired_dev_examples():
     assert 0 < low < far["gap (points)"] < high
     assert len(compare_methods(runs, "sst2")) == 2  # adjacent pairs only
     assert compare_methods(runs, "cola").empty
+    gains = compare_methods(runs, "sst2", baseline="prompt-tuning")
+    assert list(zip(gains["method A"], gains["method B"])) == [("full", "prompt-tuning"),
+                                                              ("lora r=8", "prompt-tuning")]
+    assert compare_methods(runs, "sst2", baseline="head only").empty  # no baseline run
     unpaired = compare_methods([make_record("sst2", "full", [0.85]),
                                 make_record("sst2", "bitfit", [0.70])], "sst2")
     assert unpaired.iloc[0]["tell apart?"] == "unknown"  # no predictions, one seed: no test

@@ -97,7 +97,8 @@ def _write(model: nn.Module, tokenizer: PreTrainedTokenizerBase, run: RunArgumen
     if not isinstance(model, PeftModel):
         model.save_pretrained(staging, safe_serialization=True)
         return Exported(final, "transformers")
-    with_base = hub is None or run.pooler == "train"  # the pooler is no part of the adapter
+    # the pooler is no part of a peft adapter: a trained one travels in the base weights
+    with_base = hub is None or run.method_config().pooler_mode == "train"
     model.peft_config["default"].base_model_name_or_path = (str(final / BASE_FOLDER)
                                                             if with_base else hub)
     with warnings.catch_warnings():  # peft looks for the base's config, written next

@@ -27,11 +27,12 @@ class MethodConfig:
     (`train` all of it, only its `bias` terms, or `frozen`); None means the method's default.
 
     `pooler`: BERT's pooler (a dense layer + tanh on the `[CLS]` vector, which the linear head
-    reads) is not part of the head, as the original notebooks count it; None leaves it as the
-    method sets it (full and freezing train it, the other methods freeze it), `train` or
-    `frozen` overrides that. RoBERTa and DistilBERT have no pooler: their heads contain the
-    dense layer. Train it when the backbone's pooler was never trained for classification,
-    as with MiniLM (a sentence encoder trained with mean pooling)."""
+    reads). None (the default) trains it wherever the whole head trains, since the head reads
+    nothing else: RoBERTa's and DistilBERT's heads contain that dense layer, and MiniLM's pooler
+    was never trained (a sentence encoder trained with mean pooling). With a `bias` or `frozen`
+    head, None leaves it as the method sets it (full and freezing train it, the others freeze
+    it; BitFit trains its bias). `train` or `frozen` decides it outright. Counts report a trained
+    pooler with the head (`head_params`), so a method's own count is the same either way."""
 
     name: ClassVar[str] = ""
     default_head: ClassVar[HeadMode] = "train"
@@ -49,8 +50,16 @@ class MethodConfig:
     def head_mode(self) -> HeadMode:
         return self.head or self.default_head
 
+    @property
+    def pooler_mode(self) -> PoolerMode | None:
+        """What happens to BERT's pooler: `train`, `frozen`, or None (as the method sets it)."""
+        if self.pooler or self.backend == "adapters":  # the adapters head reads [CLS] itself
+            return self.pooler
+        return "train" if self.head_mode == "train" else None
+
     def to_dict(self) -> dict:
-        return {"method": self.name, **asdict(self), "head": self.head_mode}
+        return {"method": self.name, **asdict(self), "head": self.head_mode,
+                "pooler": self.pooler_mode}
 
     def validate(self) -> None:
         """Reject option values that cannot work, naming the option (extended per method)."""

@@ -41,7 +41,7 @@ def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.
                  if backbone.pretrained else Auto.from_config(model_config))
     model = config.apply(model)
     set_head_mode(model, config.head_mode)
-    set_pooler_mode(model, config.pooler)
+    set_pooler_mode(model, config.pooler_mode)
     return model
 
 

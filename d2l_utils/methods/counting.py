@@ -14,6 +14,12 @@ def is_head_parameter(name: str) -> bool:
     return any(name.startswith(m) or f".{m}" in name for m in HEAD_MARKERS)
 
 
+def is_head_or_pooler(name: str) -> bool:
+    """True for the head and BERT's pooler (`bert.pooler.dense.*`, peft-wrapped too): what sits
+    on top of the encoder, counted and clipped together."""
+    return is_head_parameter(name) or ".pooler." in f".{name}"
+
+
 def counted_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, parameter) pairs used in the forward pass.
 
@@ -41,12 +47,13 @@ def set_pooler_mode(model: nn.Module, mode: PoolerMode | None) -> None:
 
 
 def count_parameters(model: nn.Module) -> dict[str, int | float]:
-    """Total and trainable parameters, with the trainable ones split into method and head."""
+    """Total and trainable parameters, with the trainable ones split into the method's own and
+    the head's (with BERT's pooler when it trains)."""
     total = trainable = head = 0
     for name, param in counted_parameters(model):
         total += param.numel()
         if param.requires_grad:
             trainable += param.numel()
-            head += param.numel() if is_head_parameter(name) else 0
+            head += param.numel() if is_head_or_pooler(name) else 0
     return {"total": total, "trainable": trainable, "method_params": trainable - head,
             "head_params": head, "trainable_percent": round(100 * trainable / total, 4)}

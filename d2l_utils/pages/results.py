@@ -96,11 +96,13 @@ def _paired_runs(runs_a: Sequence[dict[str, Any]], runs_b: Sequence[dict[str, An
 
 
 def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, *,
-                    adjacent: bool = True, alpha: float = 0.05) -> pd.DataFrame:
+                    adjacent: bool = True, baseline: str | None = None,
+                    alpha: float = 0.05) -> pd.DataFrame:
     """Which methods the records can tell apart on a task (every task when `task` is None).
 
     Methods are ranked by their last evaluation (the final weights; the mean over seeds).
-    For each pair (`adjacent`: each method and the next one in the ranking; else every pair),
+    For each pair (`baseline`, a method label such as "head only": every method against it;
+    else `adjacent`: each method and the next one in the ranking; else every pair),
     `d2l_utils.stats` tests the gap against both kinds of noise: the dev set (a paired bootstrap
     over its examples, from the per-example predictions of the runs that share a seed) and, where
     both methods ran with several seeds, the seeds (Welch's t-test). A pair is told apart when
@@ -111,7 +113,11 @@ def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, 
             continue
         ranked = sorted(by_method.items(), key=lambda item: -statistics.mean(map(_last, item[1])))
         metric = ranked[0][1][0]["main_metric"]["name"] if ranked else None
-        pairs = zip(ranked, ranked[1:]) if adjacent else combinations(ranked, 2)
+        if baseline is not None:
+            base = [item for item in ranked if item[0] == baseline]
+            pairs = [(item, base[0]) for item in ranked if base and item[0] != baseline]
+        else:
+            pairs = zip(ranked, ranked[1:]) if adjacent else combinations(ranked, 2)
         for (a, runs_a), (b, runs_b) in pairs:
             gap = statistics.mean(map(_last, runs_a)) - statistics.mean(map(_last, runs_b))
             shared = _paired_runs(runs_a, runs_b)

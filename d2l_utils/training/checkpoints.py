@@ -284,12 +284,6 @@ def apply_checkpoint(contents: CheckpointContents, model: nn.Module, optimizer, 
     return contents.state
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer, scheduler, scaler
-                    ) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler, scaler and RNGs; return the loop's counters."""
-    return apply_checkpoint(read_checkpoint(path, model), model, optimizer, scheduler, scaler)
-
-
 # options that may change between a run and its resumption
 RESUME_FREE = {"resume", "overwrite", "progress", "save_every_steps", "keep_checkpoints",
                "allow_data_change"}

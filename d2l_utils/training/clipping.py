@@ -23,12 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..methods.counting import is_head_parameter
-
-
-def is_pooler_parameter(name: str) -> bool:
-    """True for BERT's pooler (`bert.pooler.dense.*`, peft-wrapped too)."""
-    return ".pooler." in f".{name}"
+from ..methods.counting import is_head_or_pooler
 
 
 def clip_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -36,8 +31,7 @@ def clip_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     groups: dict[str, list[nn.Parameter]] = {"head": [], "method": []}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            on_top = is_head_parameter(name) or is_pooler_parameter(name)
-            groups["head" if on_top else "method"].append(param)
+            groups["head" if is_head_or_pooler(name) else "method"].append(param)
     return {name: params for name, params in groups.items() if params}
 
 

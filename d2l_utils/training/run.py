@@ -18,7 +18,7 @@ from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_ru
 from .record import TrainResult, build_record, command_line, summary_line, write_record
 from .saving import WriteError, save_trainable
 
-__all__ = ["PreparedRun", "prepare_run", "resolve_precision", "train", "train_with_fastnlp"]
+__all__ = ["PreparedRun", "prepare_run", "train", "train_with_fastnlp"]
 
 
 def run_trainer(run: PreparedRun) -> TrainResult:
@@ -41,6 +41,7 @@ def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[
     `write` is False)."""
     started = time.perf_counter()
     args = check_against_model(args)  # every option first: nothing heavy has run yet
+    resolve_precision(args.mixed_precision)  # fp16 on a CPU: refused before data and model
     check_output_dir(args.output_dir)
     run = prepare_run(args)  # then the data (file:line errors) and the model
     # then the folder: locked for the whole run; an unfinished or different run there is

@@ -52,7 +52,8 @@ def test_only_the_prompt_and_the_head_change(tmp_path, method):
     run = prepare_run(tiny_args(tmp_path, method=method, epochs=1, eval_every_steps=3))
     before = {n: p.detach().clone() for n, p in run.model.named_parameters()}
     trainable = {n for n, p in run.model.named_parameters() if p.requires_grad}
-    assert trainable and all(any(m in n for m in PROMPT_MARKERS + HEAD_MARKERS)
+    on_top = HEAD_MARKERS + ("pooler.",)  # BERT's pooler trains with a training head
+    assert trainable and all(any(m in n for m in PROMPT_MARKERS + on_top)
                              for n in trainable), sorted(trainable)
     assert any(any(m in n for m in PROMPT_MARKERS) for n in trainable)
     result = run_fastnlp(run, verbose=False)
@@ -77,7 +78,8 @@ def test_bert_base_prompt_counts_match_the_formulas():
     table = prompt_placement("bert-base-uncased", num_virtual_tokens=20)
     assert table.loc["prompt-tuning", "prompt params (counted)"] == 15_360  # 20 x 768
     assert table.loc["ptuning-v2", "prompt params (counted)"] == 368_640  # 12 x 2 x 20 x 768
-    assert table.loc["ptuning-v2", "head params"] == 1_538  # 768 x 2 + 2
+    # the linear head (768 x 2 + 2) and the pooler it reads (768 x 768 + 768), both training
+    assert table.loc["ptuning-v2", "head params"] == 1_538 + 590_592
     assert expected_prompt_params("ptuning-v2", 20, 768, 6) == 184_320  # distilbert
 
 

@@ -276,7 +276,7 @@ def test_results_page_runs_without_records(monkeypatch, tmp_path, capsys):
     out = run_page(monkeypatch, tmp_path / "records", capsys)
     lines = out.strip().splitlines()
     cells = page_cells(ROOT / "book" / "results.md")
-    assert len(lines) == len(cells) == 9  # one line a cell
+    assert len(lines) == len(cells) == 10  # one line a cell
     assert all(line.startswith("No records in results/records") and
                "python tools/run_chapters.py --profile cpu" in line for line in lines)
 

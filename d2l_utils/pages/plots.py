@@ -57,6 +57,8 @@ def method_label(record: dict[str, Any]) -> str:
         return f"lora r={config['r']}"
     if method == "freeze" and config.get("trainable_layers") == 0:
         return "head only"  # the pooler and the head on a frozen encoder: the baseline
+    if method == "bitfit" and config.get("head") in ("bias", "frozen"):
+        return "bitfit, head weights frozen"  # the course notebook's; the paper trains the head
     return method
 
 

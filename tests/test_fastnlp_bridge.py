@@ -9,7 +9,7 @@ import torch
 
 from d2l_utils.arguments import RunArguments
 from d2l_utils.pages.plots import plot_training, records_table
-from d2l_utils.training import prepare_run, train_with_fastnlp
+from d2l_utils.training import prepare_run, train
 from d2l_utils.training.fastnlp import (
     FastNLPClassifier,
     expected_prompt_params,
@@ -88,9 +88,8 @@ def test_fastnlp_trainer_learns_with_a_pretrained_model(tmp_path):
     lr): dev accuracy rises from chance and the training loss falls. (2 epochs were enough only
     while the 56 examples were batched fully sorted by length; with batches mixed as the library
     now makes them, 14 steps are too few.)"""
-    record = train_with_fastnlp(tiny_args(tmp_path, model="minilm-l6", method="ptuning-v2",
-                                          epochs=3, warmup_ratio=0.0, log_every=1),
-                                verbose=False)
+    record = train(tiny_args(tmp_path, model="minilm-l6", method="ptuning-v2", trainer="fastnlp",
+                             epochs=3, warmup_ratio=0.0, log_every=1), verbose=False)
     history = record["history"]
     accuracies = [h["validation"]["accuracy"] for h in history]
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -108,6 +107,15 @@ def test_fastnlp_trainer_learns_with_a_pretrained_model(tmp_path):
     assert records_table([record]).loc[0, "value"] == round(accuracies[-1], 4)
 
 
+def test_capped_epochs_count_passes_over_the_training_set(tmp_path):
+    """2 epochs of 2 of the fixture's 7 batches are 4/7 of a pass, not 2 epochs (chapter 4's
+    table once said "epochs 2.000" for runs that saw a seventh of SST-2)."""
+    record = train(tiny_args(tmp_path, trainer="fastnlp", epochs=2, train_batches_per_epoch=2),
+                   verbose=False)
+    assert record["steps"] == 4 and record["data"]["train_examples"] == 56
+    assert record["epochs_run"] == round(4 / 7, 4)
+
+
 def test_results_parsing_and_clear_errors(tmp_path):
     assert parse_fastnlp_results({"acc#acc": 0.5, "total#acc": 4}, ("validation",)) == {
         "validation": {"accuracy": 0.5}}
@@ -116,9 +124,9 @@ def test_results_parsing_and_clear_errors(tmp_path):
                                     "acc#acc#validation_mismatched": 0.75}, splits)
     assert parsed["validation_mismatched"] == {"accuracy": 0.75}
     with pytest.raises(ValueError, match="matthews_correlation"):
-        train_with_fastnlp(tiny_args(tmp_path, task="cola"))
+        tiny_args(tmp_path, task="cola", trainer="fastnlp")
     with pytest.raises(ValueError, match="whole epochs"):
-        train_with_fastnlp(tiny_args(tmp_path, max_steps=3))
+        tiny_args(tmp_path, max_steps=3, trainer="fastnlp")
     with pytest.raises(ValueError, match="method must be one of"):
         expected_prompt_params("lora", 20, 64, 2)
 

@@ -1,6 +1,6 @@
 """The training pipeline: prepare a run, train it (the library loop, the HF Trainer or fastNLP),
 evaluate, checkpoint and write its record."""
 
-from .run import PreparedRun, prepare_run, train, train_with_fastnlp
+from .run import PreparedRun, prepare_run, train
 
-__all__ = ["PreparedRun", "prepare_run", "train", "train_with_fastnlp"]
+__all__ = ["PreparedRun", "prepare_run", "train"]

@@ -3,8 +3,8 @@
 fastNLP drives a model through two methods, `train_step(**batch) -> {"loss": ...}` and
 `evaluate_step(**batch) -> {"pred": ..., "target": ...}`, and leaves data loading to plain torch
 `DataLoader`s. `FastNLPClassifier` adds those two methods to any model `build_model` returns;
-`training.run.train_with_fastnlp(args)` is `train(args)` with `trainer="fastnlp"`: the same data,
-tokenizer, method, parameter counts and run record as the library loop, so
+`train(args)` with `trainer="fastnlp"` runs it here: the same data, tokenizer, method,
+parameter counts and run record as the library loop, so
 `plots.plot_training` and `plots.records_table` draw it like any other run.
 
 `prompt_placement` tabulates where the virtual tokens of the two prompt methods enter the
@@ -265,7 +265,8 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     return TrainResult(
         metrics={split: entries[-1][split] for split in run.task.eval_splits},
         history=entries, loss_log=history.loss_log, eval_log=history.eval_log,
-        steps=history.step, epochs_run=round(history.step / steps_per_epoch, 4),
+        # passes over the training set: 2 epochs of 150 of 2,105 batches are 0.1425, not 2
+        steps=history.step, epochs_run=round(history.step / len(train_loader), 4),
         train_time_s=round(history.train_time, 3), train_examples=history.examples,
         train_tokens=history.tokens, device=device_description(torch_device), num_processes=1,
         mixed_precision="fp16" if fp16 else "no", precision_note=precision_note,

@@ -6,7 +6,6 @@ The same code runs unchanged under `accelerate launch` (the library loop), with 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import asdict
 from typing import Any
@@ -18,7 +17,7 @@ from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_ru
 from .record import TrainResult, build_record, command_line, summary_line, write_record
 from .saving import WriteError, save_trainable
 
-__all__ = ["PreparedRun", "prepare_run", "train", "train_with_fastnlp"]
+__all__ = ["PreparedRun", "prepare_run", "train"]
 
 
 def run_trainer(run: PreparedRun) -> TrainResult:
@@ -67,18 +66,3 @@ def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[
     if result.is_main_process and verbose:
         print(summary_line(record), flush=True)
     return record
-
-
-def train_with_fastnlp(args: RunArguments, train_batches_per_epoch: int = -1,
-                       verbose: bool = True, write: bool = True) -> dict[str, Any]:
-    """Train one run with the fastNLP `Trainer` and return the library's run record.
-
-    The same `RunArguments` as `training.train`: AdamW over the trainable parameters only,
-    linear warmup/decay, gradient clipping, dev accuracy after every epoch (and every
-    `eval_every_steps` batches when set). fastNLP trains
-    whole epochs (`ceil(epochs)`); `train_batches_per_epoch` caps the batches of each epoch.
-    `verbose` prints one line per epoch (fastNLP's own progress bars stay off).
-    """
-    cap = None if train_batches_per_epoch < 0 else train_batches_per_epoch
-    return train(dataclasses.replace(args, trainer="fastnlp", train_batches_per_epoch=cap),
-                 write=write, verbose=verbose)

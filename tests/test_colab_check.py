@@ -19,7 +19,8 @@ from tools.colab_check import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-COLAB_FREEZE = ROOT.parent / "shared" / "env" / "colab-gpu-pip-freeze.txt"
+# Colab's GPU runtime, as googlecolab/backend-info publishes it (the file's first line says which)
+COLAB_FREEZE = ROOT / "tests" / "data" / "colab-gpu-pip-freeze.txt"
 
 FREEZE = """\
 # Google Colab GPU runtime, pip freeze

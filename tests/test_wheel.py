@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,10 +14,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def copy_sources(target: Path) -> Path:
+    """What the wheel is built from, copied, so that setuptools writes `build/` and
+    `*.egg-info` there and not in the checkout."""
+    target.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, target / name)
+    shutil.copytree(REPO / "d2l_utils", target / "d2l_utils",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
 def test_wheel_installs_and_trains(tmp_path):
     dist, site = tmp_path / "dist", tmp_path / "site"
+    before = {p.name for p in REPO.iterdir()}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(dist), str(REPO)], check=True, cwd=tmp_path)
+                    "-q", "-w", str(dist), str(copy_sources(tmp_path / "src"))], check=True,
+                   cwd=tmp_path)
+    assert {p.name for p in REPO.iterdir()} == before  # nothing left in the checkout
     wheel = next(dist.glob("d2l_utils-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("d2l_utils/training/loop.py", "d2l_utils/scratch/bert.py",

@@ -1,6 +1,6 @@
 """Rehearse the chapters' Colab install cell against Colab's package set, without Colab.
 
-    python tools/colab_check.py --freeze ../shared/env/colab-gpu-pip-freeze.txt
+    python tools/colab_check.py --freeze tests/data/colab-gpu-pip-freeze.txt
 
 FILE is a `pip freeze` of Colab's GPU runtime (github.com/googlecolab/backend-info publishes one).
 The cell runs `pip install -r tools/colab_requirements.txt` and then installs the book with

@@ -41,12 +41,6 @@ class BERTConfig:
         return (f"{self.num_layers} layers, {self.num_hiddens} hidden, {self.ffn_num_hiddens} "
                 f"FFN, {self.num_heads} heads, max_len {self.max_len}")
 
-    def describe_variant(self) -> str:
-        """The three choices that tell Hugging Face's BERT and d2l's apart, in one line."""
-        norm = "LayerNorm" if self.embedding_norm else "no LayerNorm"
-        return (f"{norm} after the embeddings, {self.activation.upper()} in the FFN, "
-                f"LayerNorm eps {self.layer_norm_eps:g}")
-
 
 # The two architectures of d2l's pretrained zips (d2l's `load_pretrained_model` arguments).
 BERT_CONFIGS: dict[str, BERTConfig] = {

@@ -19,6 +19,7 @@ from d2l_utils.scratch.snli import (
     Vocab,
     corpus_tokens,
     encode_pair,
+    predict_snli,
     tokenize,
     tokens_and_segments,
     truncate_pair,
@@ -290,6 +291,18 @@ def test_training_learns_the_fixtures(snli, one_thread):
     row = history_row(history, run="smoke")
     assert row["run"] == "smoke" and row["epochs"] == 25
     assert row["test acc"] == round(history["test_acc"][-1], 3)
+    # predict_snli encodes a pair as the dataset does: the trained net's answer on a training
+    # pair is its answer in the loader
+    example = snli["train"][0]
+    probabilities = predict_snli(net, vocab, example["premise"], example["hypothesis"], 32,
+                                 train.label_names)
+    assert list(probabilities) == train.label_names
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+    (tokens, segments, valid), _ = train[0]
+    with torch.no_grad():
+        logits = net(tokens[None], segments[None], valid[None])
+    expected = torch.softmax(logits, dim=-1)[0].tolist()
+    assert list(probabilities.values()) == pytest.approx(expected, abs=1e-6)
 
 
 def test_live_plot_draws_once_outside_notebooks():

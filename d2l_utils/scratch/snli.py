@@ -198,3 +198,21 @@ class SNLIBERTDataset(torch.utils.data.Dataset):
         })
         table.index.name = "position"
         return table.T
+
+
+@torch.no_grad()
+def predict_snli(net: torch.nn.Module, vocab: Vocab, premise: str, hypothesis: str,
+                 max_len: int, label_names: Sequence[str],
+                 tokenize: Callable[[str], list[str]] = tokenize) -> dict[str, float]:
+    """`net`'s probability of each label for one pair, the pair encoded as in training.
+
+    d2l's `predict_snli` returns the label alone; the probabilities also show how sure the
+    model is. The largest one is the prediction.
+    """
+    net.eval()
+    device = next(net.parameters()).device
+    ids, segments, valid_len = encode_pair(tokenize(premise), tokenize(hypothesis), vocab,
+                                           max_len)
+    inputs = [torch.tensor(x, device=device).unsqueeze(0) for x in (ids, segments, valid_len)]
+    probabilities = torch.softmax(net(*inputs).float(), dim=-1)[0]
+    return dict(zip(label_names, probabilities.tolist()))

@@ -67,6 +67,40 @@ def test_hf_trainer_backend_writes_the_same_record(tmp_path):
     assert len(record["history"]) == 2
 
 
+@pytest.mark.parametrize("task,trainers", [("cola", ("loop", "hf")),
+                                           ("sst2", ("loop", "hf", "fastnlp"))])
+def test_every_trainer_keeps_predictions_that_pair_up(tmp_path, task, trainers):
+    """Each trainer keeps the final evaluation's per-example predictions in the same example
+    order (the loop's, longest first), so that runs of different trainers pair up in a paired
+    bootstrap; and the predictions give the recorded metric."""
+    from d2l_utils.metrics import compute_metrics
+    from d2l_utils.tasks import get_task
+
+    records = [tiny_run(tmp_path / trainer, task=task, method="bitfit", trainer=trainer,
+                        save_model=False) for trainer in trainers]
+    main = get_task(task).main_metric
+    for record in records:
+        kept = record["predictions"]["validation"]
+        assert kept["labels"] == records[0]["predictions"]["validation"]["labels"]
+        metrics = compute_metrics(get_task(task), kept["predictions"], kept["labels"])
+        assert metrics[main] == pytest.approx(record["metrics"]["validation"][main], abs=1e-6)
+    assert len(set(map(tuple, (r["predictions"]["validation"]["labels"] for r in records)))) == 1
+
+
+def test_predictions_that_do_not_line_up_are_not_kept():
+    from datasets import Dataset
+
+    from d2l_utils.tasks import get_task
+    from d2l_utils.training.evaluate import in_length_order
+
+    split = Dataset.from_dict({"labels": [0, 1, 1], "length": [3, 5, 4]})  # longest: 1, 2, 0
+    task = get_task("sst2")
+    assert in_length_order(task, split, [1, 0, 0], [1, 1, 0]) == {
+        "predictions": [1, 0, 0], "labels": [1, 1, 0]}
+    assert in_length_order(task, split, [0, 1, 1], [0, 1, 1]) is None  # row order: refused
+    assert in_length_order(task, split, [1, 1], [1, 1]) is None
+
+
 def test_same_seed_same_metrics(tmp_path):
     a = tiny_run(tmp_path / "a", method="lora", seed=3)
     b = tiny_run(tmp_path / "b", method="lora", seed=3)

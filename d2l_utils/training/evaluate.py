@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -18,9 +19,29 @@ from ..backbones import load_config, load_tokenizer, resolve_backbone
 from ..data import load_task_data
 from ..methods import MethodError, build_model
 from ..metrics import compute_metrics, format_metrics, predictions_from_logits
-from ..preprocessing import eval_dataloader, make_collator, tokenize_splits
+from ..preprocessing import eval_dataloader, length_order, make_collator, tokenize_splits
 from ..tasks import TaskError, TaskSpec, get_task
 from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
+
+
+def kept_predictions(task: TaskSpec, predictions: Sequence, labels: Sequence
+                     ) -> dict[str, list]:
+    """Per-example predictions and labels as a record keeps them (`record["predictions"]`),
+    compactly: class ids, or scores to 4 decimals."""
+    value = (lambda x: round(float(x), 4)) if task.is_regression else int
+    return {"predictions": [value(p) for p in predictions], "labels": [value(y) for y in labels]}
+
+
+def in_length_order(task: TaskSpec, dataset: Dataset, predictions: Sequence, labels: Sequence
+                    ) -> dict[str, list] | None:
+    """Predictions of one split that another trainer made in `eval_dataloader`'s order (longest
+    first), kept as the loop keeps them; None when the labels are not the split's in that order
+    (a wrong pairing of two runs' examples is worse than none)."""
+    expected = np.asarray(dataset["labels"])[length_order(dataset)]
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape != expected.shape or not np.allclose(labels, expected):
+        return None
+    return kept_predictions(task, predictions, labels)
 
 
 @torch.no_grad()
@@ -47,9 +68,7 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
     predictions = predictions_from_logits(task, logits)
     metrics = compute_metrics(task, predictions, labels)
     if keep is not None:
-        value = (lambda x: round(float(x), 4)) if task.is_regression else int
-        keep["predictions"] = [value(p) for p in predictions]
-        keep["labels"] = [value(y) for y in labels]
+        keep.update(kept_predictions(task, predictions, labels))
     total = sum(n for _, n in losses)
     metrics["loss"] = sum(loss * n for loss, n in losses) / total
     return {k: round(float(v), 6) if isinstance(v, (float, int)) else v

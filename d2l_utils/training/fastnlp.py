@@ -30,6 +30,7 @@ from ..methods import build_model, count_parameters, method_config
 from ..precision import fastnlp_precision
 from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
 from ..tasks import get_task
+from .evaluate import in_length_order
 from .loop import check_finite, optimizer_groups
 from .prepare import PreparedRun
 from .record import TrainResult, device_description, peak_memory_mb
@@ -59,18 +60,24 @@ class FastNLPClassifier(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        # (pred, target) of every evaluation batch since the last training step: after training,
+        # the final evaluation's, for the record's per-example predictions
+        self.evaluated: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, **batch: torch.Tensor):
         return self.model(**batch)
 
     def train_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Forward pass with labels; fastNLP calls `backward` on the returned `loss`."""
+        self.evaluated.clear()
         return {"loss": self.model(**batch).loss}
 
     def evaluate_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Predicted class and gold label, the names fastNLP's `Accuracy.update` expects."""
         logits = self.model(**batch).logits
-        return {"pred": logits.argmax(dim=-1), "target": batch["labels"]}
+        outputs = {"pred": logits.argmax(dim=-1), "target": batch["labels"]}
+        self.evaluated.append((outputs["pred"].cpu(), outputs["target"].cpu()))
+        return outputs
 
 
 def _dict_collator(tokenizer, pad_to_multiple_of: int | None):
@@ -262,6 +269,7 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
 
     torch_device = torch.device("cuda", 0) if device != "cpu" else torch.device("cpu")
     entries = history.history
+    predictions = final_predictions(run, model.evaluated)
     return TrainResult(
         metrics={split: entries[-1][split] for split in run.task.eval_splits},
         history=entries, loss_log=history.loss_log, eval_log=history.eval_log,
@@ -270,7 +278,29 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
         train_time_s=round(history.train_time, 3), train_examples=history.examples,
         train_tokens=history.tokens, device=device_description(torch_device), num_processes=1,
         mixed_precision="fp16" if fp16 else "no", precision_note=precision_note,
-        peak_memory_mb=round(peak_memory_mb(torch_device), 1), model=run.model)
+        peak_memory_mb=round(peak_memory_mb(torch_device), 1), model=run.model,
+        predictions=predictions)
+
+
+def final_predictions(run: PreparedRun, evaluated: list[tuple[torch.Tensor, torch.Tensor]]
+                      ) -> dict[str, dict[str, list]]:
+    """The last evaluation's predictions per split: its batches come split after split, each
+    in length order (`eval_dataloader`); a split whose labels do not line up keeps none."""
+    if not evaluated:
+        return {}
+    predictions = torch.cat([pred for pred, _ in evaluated]).numpy()
+    labels = torch.cat([target for _, target in evaluated]).numpy()
+    sizes = [len(run.data[split]) for split in run.task.eval_splits]
+    start = len(labels) - sum(sizes)  # earlier evaluations at the same step come first
+    kept = {}
+    for split, size in zip(run.task.eval_splits, sizes):
+        if start >= 0:
+            found = in_length_order(run.task, run.data[split], predictions[start:start + size],
+                                    labels[start:start + size])
+            if found:
+                kept[split] = found
+        start += size
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------

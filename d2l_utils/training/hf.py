@@ -12,10 +12,11 @@ from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArgum
 from ..arguments import RunArguments
 from ..metrics import compute_metrics, predictions_from_logits
 from ..precision import hf_precision_kwargs, resolve_precision
-from ..preprocessing import make_collator
+from ..preprocessing import eval_dataloader, make_collator
 from ..signals import StopFlag, by_signal, pause_for_tests
 from ..tasks import TaskSpec
 from .checkpoints import resume_command
+from .evaluate import evaluate_model
 from .loop import TrainingInterrupted
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
@@ -160,4 +161,20 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
         train_tokens=None if resumed else round(train_tokens),
         device=device_description(device), num_processes=trainer.args.world_size,
         mixed_precision=precision, peak_memory_mb=round(peak_memory_mb(device), 1),
-        is_main_process=trainer.is_world_process_zero(), model=trainer.model)
+        is_main_process=trainer.is_world_process_zero(), model=trainer.model,
+        predictions=final_predictions(trainer, run))
+
+
+def final_predictions(trainer: Trainer, run: PreparedRun) -> dict[str, dict[str, list]]:
+    """Per-example predictions of the final weights on every evaluation split, in the loop's
+    order (`eval_dataloader`), so that runs of either trainer pair up example by example. One
+    more pass over the splits: the Trainer's own evaluations batch them in a random order when
+    `group_by_length` is on."""
+    collate = make_collator(run.tokenizer)
+    kept: dict[str, dict[str, list]] = {split: {} for split in run.task.eval_splits}
+    with trainer.autocast_smart_context_manager():
+        for split in run.task.eval_splits:
+            loader = eval_dataloader(run.data[split], trainer.args.per_device_eval_batch_size,
+                                     collate)
+            evaluate_model(trainer.model, loader, run.task, keep=kept[split])
+    return kept

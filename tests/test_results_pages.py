@@ -237,6 +237,12 @@ def test_comparison_table_tests_gaps_on_the_paired_dev_examples():
     unpaired = compare_methods([make_record("sst2", "full", [0.85]),
                                 make_record("sst2", "bitfit", [0.70])], "sst2")
     assert unpaired.iloc[0]["tell apart?"] == "unknown"  # no predictions, one seed: no test
+    # two runs of one method (chapter 2's recipe and best-of-search runs) named by the caller
+    two_full = [runs[0], with_predictions(make_record("sst2", "full", [0.75]), 654)]
+    assert compare_methods(two_full, "sst2").empty  # one method, one group: nothing to compare
+    named = compare_methods(two_full, "sst2", labels=["recipe", "tuned"]).iloc[0]
+    assert (named["method A"], named["method B"], named["tell apart?"]) == (
+        "recipe", "tuned", "yes")
 
 
 def test_comparison_table_uses_the_seeds(results):

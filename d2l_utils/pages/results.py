@@ -40,12 +40,15 @@ def show_table(table: pd.DataFrame, digits: int = 3) -> Styler:
             .format(precision=digits, thousands=",", na_rep=""))
 
 
-def _groups(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """task -> method label -> records (tasks in the book's order, SST-2, CoLA, STS-B first;
-    methods in the library's: full, freeze, bitfit, lora, prefix, P-Tuning v2, prompt tuning)."""
+def _groups(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None
+            ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """task -> label (the method's, unless `labels` names each run) -> records (tasks in the
+    book's order, SST-2, CoLA, STS-B first; methods in the library's: full, freeze, bitfit,
+    lora, prefix, P-Tuning v2, prompt tuning)."""
     groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for record in sorted(records, key=method_order):
-        groups.setdefault(record["task"], {}).setdefault(method_label(record), []).append(record)
+    named = zip(records, labels if labels is not None else map(method_label, records))
+    for record, label in sorted(named, key=lambda item: method_order(item[0])):
+        groups.setdefault(record["task"], {}).setdefault(label, []).append(record)
     return {task: groups[task] for task in ordered_tasks([r["task"] for r in records])}
 
 
@@ -97,7 +100,7 @@ def _paired_runs(runs_a: Sequence[dict[str, Any]], runs_b: Sequence[dict[str, An
 
 def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, *,
                     adjacent: bool = True, baseline: str | None = None,
-                    alpha: float = 0.05) -> pd.DataFrame:
+                    alpha: float = 0.05, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Which methods the records can tell apart on a task (every task when `task` is None).
 
     Methods are ranked by their last evaluation (the final weights; the mean over seeds).
@@ -106,9 +109,10 @@ def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, 
     `d2l_utils.stats` tests the gap against both kinds of noise: the dev set (a paired bootstrap
     over its examples, from the per-example predictions of the runs that share a seed) and, where
     both methods ran with several seeds, the seeds (Welch's t-test). A pair is told apart when
-    every available test gives p < `alpha`. Gaps and intervals are in points (hundredths)."""
+    every available test gives p < `alpha`. Gaps and intervals are in points (hundredths).
+    `labels` names each record's group where the method does not (two runs of one method)."""
     rows = []
-    for name, by_method in _groups(records).items():
+    for name, by_method in _groups(records, labels).items():
         if task is not None and name != task:
             continue
         ranked = sorted(by_method.items(), key=lambda item: -statistics.mean(map(_last, item[1])))

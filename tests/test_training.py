@@ -60,11 +60,16 @@ def test_regression_task_and_evaluate_reproduces_the_record(tmp_path):
 
 
 def test_hf_trainer_backend_writes_the_same_record(tmp_path):
-    record = tiny_run(tmp_path, task="cola", method="bitfit", trainer="hf")
+    record = tiny_run(tmp_path, task="cola", method="bitfit", trainer="hf", log_every=1)
     assert record["trainer"] == "hf"
     assert "matthews_correlation" in record["metrics"]["validation"]
     assert record["steps"] == 8  # 28 examples / batch 8 -> 4 steps x 2 epochs
     assert len(record["history"]) == 2
+    # each epoch's mean training loss, as the loop records it (the Trainer logs every step here)
+    losses = dict(record["loss_log"])
+    for epoch, point in enumerate(record["history"]):
+        mean = sum(losses[s] for s in range(4 * epoch + 1, 4 * epoch + 5)) / 4
+        assert point["train_loss"] == pytest.approx(mean, abs=1e-5)
 
 
 @pytest.mark.parametrize("task,trainers", [("cola", ("loop", "hf")),

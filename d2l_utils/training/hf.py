@@ -108,6 +108,17 @@ def _split_evaluations(logs: list[dict], task: TaskSpec, steps_per_epoch: float
     return history, eval_log
 
 
+def add_epoch_train_loss(history: list[dict], loss_log: list[tuple[int, float]]) -> None:
+    """Each epoch's `train_loss`, as the loop records it: the mean of the training losses the
+    Trainer logged since the previous epoch (every `log_every` steps)."""
+    previous = 0
+    for point in history:
+        losses = [loss for step, loss in loss_log if previous < step <= point["step"]]
+        if losses:
+            point["train_loss"] = round(sum(losses) / len(losses), 6)
+        previous = point["step"]
+
+
 class SaveAndStopOnSignal(TrainerCallback):
     """A stop signal (Ctrl-C, SIGTERM, SIGHUP) makes the Trainer save a checkpoint after the
     current step and stop, as the library loop does."""
@@ -145,6 +156,7 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     loss_log = [(entry["step"], round(entry["loss"], 6)) for entry in logs if "loss" in entry]
     steps_per_epoch = trainer.state.max_steps / max(trainer.state.num_train_epochs, 1e-9)
     history, eval_log = _split_evaluations(logs, task, steps_per_epoch)
+    add_epoch_train_loss(history, loss_log)
     train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch
     # The Trainer's train_runtime includes its per-epoch evaluations; the loop's does not.
     eval_time = sum(v for e in logs for k, v in e.items() if k.endswith("_runtime")

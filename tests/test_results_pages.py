@@ -178,6 +178,13 @@ def test_best_and_last():
     assert best_and_last(chapter1_record()) == (0.66, 0.64)  # steps are None, split test
     nan = make_record("stsb", "lora", [0.5, float("nan"), 0.4])
     assert best_and_last(nan) == (0.5, 0.4)
+    # evaluations between epochs (eval_log) and at epoch ends (history) count alike: chapter 3's
+    # LoRA peaked at an epoch's end, which the best once missed
+    split = make_record("snli", "lora", [0.659, 0.743, 0.763])
+    split["history"] = [{"epoch": e, "step": 246 * e, "validation": {"accuracy": v}}
+                        for e, v in [(1, 0.71), (2, 0.765), (3, 0.764)]]
+    split["main_metric"]["value"] = 0.764
+    assert best_and_last(split) == (0.765, 0.764)
 
 
 def test_records_table_has_best_last_and_seed(results):

@@ -98,15 +98,20 @@ def _finite(value: Any) -> bool:
 
 
 def metric_values(record: dict[str, Any]) -> list[float]:
-    """The main metric on the main split at every evaluation, in order: `eval_log`, else
-    `history`, else the final `main_metric` alone. Missing and NaN values are left out."""
+    """The main metric on the main split at every evaluation, in order of step: the
+    evaluations between epochs (`eval_log`) and at their ends (`history`) together; a history
+    without steps (chapter 1's loop) in its own order; else the final `main_metric` alone.
+    Missing and NaN values are left out."""
     main = record["main_metric"]
-    for log in (record.get("eval_log"), record.get("history")):
-        values = [entry[main["split"]].get(main["name"]) for entry in log or []
-                  if isinstance(entry.get(main["split"]), dict)]
-        values = [v for v in values if _finite(v)]
-        if values:
-            return values
+    entries = [*(record.get("eval_log") or []), *(record.get("history") or [])]
+    if entries and all(entry.get("step") is not None for entry in entries):
+        entries = list({entry["step"]: entry for entry in entries}.values())
+        entries.sort(key=lambda entry: entry["step"])
+    values = [entry[main["split"]].get(main["name"]) for entry in entries
+              if isinstance(entry.get(main["split"]), dict)]
+    values = [v for v in values if _finite(v)]
+    if values:
+        return values
     return [main["value"]] if _finite(main.get("value")) else []
 
 

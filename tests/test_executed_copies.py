@@ -55,6 +55,9 @@ def test_scrub_drops_run_to_run_noise_and_absolute_paths():
             "text/plain": "HBox()"}),
         nbformat.v4.new_output("display_data", data={
             "application/vnd.jupyter.widget-view+json": {"model_id": "abd"}}),
+        nbformat.v4.new_output("display_data", data={  # the Trainer's progress bar and table
+            "text/plain": "<IPython.core.display.HTML object>",
+            "text/html": "<div><progress value='162' max='162'></progress> [162/162 00:56]</div>"}),
     ]
     nb.metadata["widgets"] = {"state": {}}
     scrub(nb, {"/tmp/x/runs/ch09": "runs/ch09", "/tmp/x": "."})

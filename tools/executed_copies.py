@@ -38,8 +38,9 @@ def _scrub_text(text: str, replacements: dict[str, str]) -> str:
 
 def scrub(nb: Any, replacements: dict[str, str]) -> Any:
     """Drop what differs between two runs of the same code: stderr streams (progress bars and
-    library notices), widget outputs and state, execution timestamps; and replace the absolute
-    paths in `replacements` (longest first) by stable names."""
+    library notices), widget outputs and state, the Trainer's HTML progress bars (their epoch
+    tables repeat what the run records and plots show), execution timestamps; and replace the
+    absolute paths in `replacements` (longest first) by stable names."""
     ordered = dict(sorted(replacements.items(), key=lambda kv: -len(kv[0])))
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -56,6 +57,8 @@ def scrub(nb: Any, replacements: dict[str, str]) -> Any:
                 output.data.pop(WIDGET_MIME, None)
                 if not output.data or not str(output.data.get("text/plain", "x")).strip():
                     continue  # a widget, or a live progress display that ended blank
+                if "<progress" in str(output.data.get("text/html", "")):
+                    continue  # transformers' NotebookProgressCallback
                 for mime, value in output.data.items():
                     if mime.startswith("text/") and isinstance(value, str):
                         output.data[mime] = _scrub_text(value, ordered)

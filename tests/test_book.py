@@ -226,3 +226,14 @@ def test_browser_renders_a_chapter_with_its_plot(server, tmp_path):
     assert fetched, f"the browser did not load any of the chapter's plots {plots[:3]}"
     image = HTML / "notebooks" / plots[0]
     assert image.resolve().is_file() and image.stat().st_size > 5_000
+
+
+def test_results_page_shows_the_committed_records(built_book):
+    """The Results page lists every run of chapters 1 to 5 by name: its cells read the records at
+    every build (a cache keyed on their code once kept an earlier build's records)."""
+    from d2l_utils.pages.records import committed_records, run_name
+
+    text = visible_text((built_book / "book" / "results.html").read_text(encoding="utf-8"))
+    for chapter in range(1, 6):
+        for record in committed_records(chapter=chapter):
+            assert run_name(record) in text, f"chapter {chapter}: {run_name(record)} missing"

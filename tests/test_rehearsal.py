@@ -46,7 +46,7 @@ CLEARED = ("D2L_TINY", "D2L_PROFILE", "D2L_DATA_DIR", "D2L_OUTPUT_DIR", "D2L_CAC
 EXPECTED = {
     "02": ("bert-base-uncased", 2, {"cola"}),
     "03": ("bert-base-uncased", 3, {"mnli"}),
-    "04": ("bert-base-uncased", 2, {"sst2"}),
+    "04": ("bert-base-uncased", 3, {"sst2"}),  # two prompts and head only
     "05": ("roberta-base", 14, {"cola", "stsb"}),  # head only, full, bitfit, 4 ranks
     "06": ("bert-base-uncased", 24, {"sst2", "cola", "stsb"}),  # 8 methods (head only too)
 }

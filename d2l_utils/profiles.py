@@ -7,7 +7,7 @@ Three profiles, one switch (`D2L_PROFILE`, default `gpu`):
   0/false/no/off only: `D2L_TINY=flase` is an error, never a guess).
 - `cpu`: the pretrained MiniLM-L6 (`minilm-l6`) on real data, a budget a laptop finishes.
 - `gpu`: the chapter's original recipe (bert-base-uncased, roberta-base, d2l's `bert.small`) on
-  hub data, for a Colab T4. Records written before the cpu/gpu split say `real` for it.
+  hub data, for a Colab T4.
 
 Conflicting settings (`D2L_TINY=1` with `D2L_PROFILE=gpu`) are an error, never a silent choice.
 
@@ -30,8 +30,6 @@ PROFILE_ENV = "D2L_PROFILE"
 DATA_DIR_ENV = "D2L_DATA_DIR"
 PROFILES = ("tiny", "cpu", "gpu")
 DEFAULT_PROFILE = "gpu"
-# The name records written before the cpu/gpu split give the gpu profile (readers accept it).
-LEGACY_PROFILES = {"real": "gpu"}
 # Rehearsal caps: environment variable -> the key in `rehearsal_caps()` and in run records.
 CAP_ENV = {"D2L_MAX_STEPS": "max_steps", "D2L_MAX_EVAL_SAMPLES": "max_eval_samples",
            "D2L_MAX_BATCH_SIZE": "max_batch_size"}
@@ -69,8 +67,7 @@ def profile_name() -> str:
     chosen = raw.lower()
     if chosen and chosen not in PROFILES:
         close = difflib.get_close_matches(chosen, PROFILES, n=1)
-        hint = (" (the real run is now called gpu)" if chosen in LEGACY_PROFILES
-                else f" (did you mean {close[0]}?)" if close else "")
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise ProfileError(f"{PROFILE_ENV}={raw!r}: choose one of {', '.join(PROFILES)}{hint}")
     tiny = env_flag(TINY_ENV)
     if tiny and chosen and chosen != "tiny":
@@ -87,8 +84,8 @@ def tiny_profile() -> bool:
     return profile_name() == "tiny"
 
 
-def choose(tiny: T, real: T, cpu: T = _MISSING) -> T:
-    """The parameter cell's switch: `tiny` in the tiny profile, `real` in the gpu profile, and
+def choose(tiny: T, gpu: T, cpu: T = _MISSING) -> T:
+    """The parameter cell's switch: `tiny` in the tiny profile, `gpu` in the gpu profile, and
     `cpu` in the cpu profile (an error when the chapter gives no cpu value yet)."""
     profile = profile_name()
     if profile == "tiny":
@@ -99,7 +96,7 @@ def choose(tiny: T, real: T, cpu: T = _MISSING) -> T:
                                "parameter cell gives choose() no cpu= value). Use "
                                f"{PROFILE_ENV}=gpu (the original recipe) or tiny.")
         return cpu
-    return real
+    return gpu
 
 
 def profile_precision() -> str:

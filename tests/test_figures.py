@@ -1,13 +1,14 @@
 """The book's architecture figures: expected labels and counts, the SVG tool, reproducible bytes."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
 
 from d2l_utils.pages import figures
-from d2l_utils.pages.figures import FIGURES, figure_texts, save_figures
+from d2l_utils.pages.figures import figure_texts
+from tools import draw_figures as tool
+from tools.draw_figures import FIGURES, save_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_BYTES = 60_000
@@ -84,10 +85,10 @@ def test_ptuning_v2_vs_prompt_tuning_labels_and_counts():
 
 
 def test_methods_overview_grid_and_shares():
-    fig = figures.methods_overview(COUNTS)
+    fig = tool.methods_overview(COUNTS)
     assert isinstance(fig, Figure)
-    labels = [label for _, label in figures.OVERVIEW_METHODS]
-    parts = list(figures.OVERVIEW_PARTS)
+    labels = [label for _, label in tool.OVERVIEW_METHODS]
+    parts = list(tool.OVERVIEW_PARTS)
     _assert_texts(fig, *labels, *parts, "bert-base-uncased (MNLI, 3 labels)",
                   "roberta-base (CoLA, 2 labels)", "297,219  (0.271 %)", "102,914  (0.0826 %)",
                   "109,484,547  (100 %)", "17,667  (0.0161 %)", "trains in part")
@@ -97,24 +98,17 @@ def test_methods_overview_grid_and_shares():
 
 
 def test_methods_overview_skips_missing_methods():
-    fig = figures.methods_overview({"bert-base-uncased": {"lora": COUNTS["bert-base-uncased"]
+    fig = tool.methods_overview({"bert-base-uncased": {"lora": COUNTS["bert-base-uncased"]
                                                           ["lora"]}})
     assert "297,219  (0.271 %)" in _joined(fig)
     assert len(fig.axes[1].patches) == 1
 
 
 def test_overview_counts_match_the_library():
-    counts = figures.overview_counts([("bert-base-uncased", "mnli")], methods=["full"])
+    counts = tool.overview_counts([("bert-base-uncased", "mnli")], methods=["full"])
     full = counts["bert-base-uncased"]["full"]
     assert full["total"] == full["trainable"] == figures.BERT_BASE_MNLI_TOTAL
     assert full["trainable"] == COUNTS["bert-base-uncased"]["full"]["trainable"]
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("draw_figures", ROOT / "tools/draw_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_save_figures_writes_small_reproducible_svgs(tmp_path):
@@ -134,7 +128,6 @@ def test_save_figures_writes_small_reproducible_svgs(tmp_path):
 
 
 def test_tool_writes_the_chosen_figures(tmp_path, capsys):
-    tool = _load_tool()
     assert tool.main(["--out-dir", str(tmp_path), "--only", "lora", "prefix_tuning"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lora.svg", "prefix_tuning.svg"]
     assert "lora.svg" in capsys.readouterr().out

@@ -221,3 +221,14 @@ def test_existing_outputs_are_not_overwritten(capsys, tmp_path, sst2_run):
     code, _, _ = cli(capsys, "--checkpoint", str(sst2_run), "--split", "test", "--tiny",
                      "--output", str(folder), "--overwrite")
     assert code == 0 and (folder / "SST-2.tsv").read_text().startswith("index\tprediction\n")
+
+
+def test_table_shows_the_task_columns_beside_the_predictions(sst2_run, stsb_run):
+    table = Predictor.from_run(sst2_run).table(["a fine film", "a dull film"])
+    assert list(table.columns) == ["sentence", "prediction", "probability"]
+    assert list(table["sentence"]) == ["a fine film", "a dull film"]
+    assert set(table["prediction"]) <= {"negative", "positive"}
+    assert table["probability"].between(0.5, 1.0).all()  # the chosen label's probability
+    pairs = Predictor.from_run(stsb_run).table([("A man sings.", "A man is singing.")])
+    assert list(pairs.columns) == ["sentence1", "sentence2", "prediction"]  # a score, no probability
+    float(pairs["prediction"][0])

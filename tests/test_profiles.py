@@ -58,7 +58,7 @@ def test_conflicting_settings_are_an_error(env):
         profile_name()
 
 
-@pytest.mark.parametrize("value, hint", [("real", "now called gpu"), ("colab", "tiny, cpu, gpu")])
+@pytest.mark.parametrize("value, hint", [("colab", "tiny, cpu, gpu"), ("gpus", "did you mean gpu")])
 def test_unknown_profile_is_an_error(env, value, hint):
     env(D2L_PROFILE=value)
     with pytest.raises(ProfileError, match=hint):
@@ -66,15 +66,15 @@ def test_unknown_profile_is_an_error(env, value, hint):
 
 
 def test_choose(env):
-    assert choose(tiny=1, real=2) == 2  # gpu is the default
+    assert choose(tiny=1, gpu=2) == 2  # gpu is the default
     assert choose(1, 2, cpu=3) == 2
     env(D2L_TINY="1")
-    assert choose(tiny=1, real=2) == 1 and choose(1, 2, cpu=3) == 1
+    assert choose(tiny=1, gpu=2) == 1 and choose(1, 2, cpu=3) == 1
     env(D2L_TINY="0", D2L_PROFILE="cpu")
     assert choose(1, 2, cpu=3) == 3
     assert choose(1, 2, cpu=None) is None  # None is a value, not "missing"
     with pytest.raises(ProfileError, match="no cpu profile yet"):
-        choose(tiny=1, real=2)
+        choose(tiny=1, gpu=2)
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -245,12 +245,12 @@ def test_capped_run_record_and_results_page(env, tmp_path):
     assert record["args"]["batch_size"] == 2 and record["profile"] == "tiny"
     results = tmp_path / "results"
     (results / "ch06").mkdir(parents=True)
-    ok = {"task": "sst2", "profile": "real", "caps": {}}  # written before the cpu/gpu split
+    ok = {"task": "sst2", "profile": "cpu", "caps": {}}
     (results / "ch06" / "sst2-full-old.json").write_text(json.dumps(ok))
     (results / "ch06" / "sst2-full-gpu.json").write_text(json.dumps({**ok, "profile": "gpu"}))
     (results / "ch06" / "chapter.json").write_text(json.dumps({"chapter": 6, "records": []}))
     read = committed_records("sst2-*", results)
-    assert [r["profile"] for r in read] == ["gpu", "real"]
+    assert [r["profile"] for r in read] == ["gpu", "cpu"]
     assert read[0]["record_file"] == "ch06/sst2-full-gpu.json"
     assert committed_records(results_dir=results, chapter=6) == read  # no manifest among them
     (results / "ch06" / "sst2-lora-capped.json").write_text(
@@ -270,7 +270,7 @@ def test_committed_records_are_results():
     from d2l_utils.pages.records import chapter_manifest, committed_records, run_name
 
     records = committed_records()
-    assert all(not r.get("caps") and r["profile"] in ("real", "cpu", "gpu") for r in records)
+    assert all(not r.get("caps") and r["profile"] in ("cpu", "gpu") for r in records)
     for chapter in range(1, 7):
         manifest = chapter_manifest(chapter)
         found = committed_records(chapter=chapter)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from d2l_utils.pages.references import COURSE_TRAINABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "notebooks").glob("0[1-6]*.ipynb"))
 CAPS = {"D2L_MAX_STEPS": "2", "D2L_MAX_EVAL_SAMPLES": "32", "D2L_MAX_BATCH_SIZE": "4"}
@@ -50,9 +52,6 @@ EXPECTED = {
     "05": ("roberta-base", 14, {"cola", "stsb"}),  # head only, full, bitfit, 4 ranks
     "06": ("bert-base-uncased", 24, {"sst2", "cola", "stsb"}),  # 8 methods (head only too)
 }
-# What the seed counts as trainable (chapter 3 shows these next to its own counts): the real
-# path, with the hub checkpoint's weights, must train exactly these parameters.
-SEED_TRAINABLE = {"03": {"freeze": 7_680_771, "lora": 887_811, "prefix": 10_465_283}}
 # Run in the chapter's kernel after its last cell: what chapter 1 loaded (it writes no record).
 CHAPTER1_PROBE = """
 import json as _json
@@ -184,8 +183,8 @@ def test_chapter_runs_its_real_recipe_against_the_mirror(path, mirror, tmp_path)
                 folder = work / where
                 assert (any(folder.glob("checkpoint-*"))
                         or any((folder / "checkpoints").glob("step-*"))), where
-            if chapter in SEED_TRAINABLE:
-                assert record["params"]["trainable"] == SEED_TRAINABLE[chapter][
+            if chapter == "03":  # with the hub weights, exactly what the course notebook trained
+                assert record["params"]["trainable"] == COURSE_TRAINABLE[3][
                     record["method"]], where
         assert f"models--{model}" in cached, cached
         assert "nyu-mll___glue" in cached, cached

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 from datasets import Dataset, DatasetDict
@@ -156,6 +157,17 @@ class Predictor:
     def predict(self, texts: str | Sequence[str] | Sequence[Sequence[str]]) -> list[Prediction]:
         """Predict one text or a list of texts (a pair task: a pair or a list of pairs)."""
         return self.predictions(self.logits(texts_dataset(self.task, texts)))
+
+    def table(self, texts: str | Sequence[str] | Sequence[Sequence[str]]) -> pd.DataFrame:
+        """`predict` as a table to read in a notebook: the task's text columns, then the
+        prediction and its probability (a regression task: the score)."""
+        data = texts_dataset(self.task, texts)
+        predictions = self.predictions(self.logits(data))
+        table = data.to_pandas()
+        table["prediction"] = [p.value for p in predictions]
+        if not self.task.is_regression:
+            table["probability"] = [round(p.probability, 3) for p in predictions]
+        return table
 
 
 # ---------------------------------------------------------------------------------------------

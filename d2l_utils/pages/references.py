@@ -62,6 +62,17 @@ RUN_GLUE_ANCHOR = TimingAnchor(
     {"fp16": _seconds(RUN_GLUE_TIMES["mnli"][0]), "fp32": _seconds(RUN_GLUE_TIMES["mnli"][1])})
 
 
+# The trainable parameter counts the course notebooks printed, per chapter and run: the
+# chapters' parameter tables, the library's tests and the Colab rehearsal check against this one
+# table. Chapter 3: bert-base-uncased on MNLI; chapter 5: roberta-base on CoLA, head frozen
+# under LoRA and biases only under BitFit (the course notebook's variants).
+COURSE_TRAINABLE: dict[int, dict[str, int]] = {
+    3: {"freeze": 7_680_771, "lora": 887_811, "prefix": 10_465_283},
+    5: {"full": 124_647_170, "bitfit": 102_914, "lora r=2": 73_728, "lora r=8": 294_912,
+        "lora r=64": 2_359_296, "lora r=256": 9_437_184},
+}
+
+
 @dataclass(frozen=True)
 class Published:
     source: str

@@ -25,7 +25,6 @@ import json
 import math
 import os
 import statistics
-import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -239,24 +238,16 @@ def format_hours(hours: float) -> str:
 
 
 def estimate_text(chapter: int, throughput: Throughput | None = None) -> str:
-    """The T4 estimate of the chapter's gpu-profile runs, in a few lines (its header prints it)."""
+    """The T4 estimate of the chapter's gpu-profile runs in one line (its header prints it; the
+    Time budget page shows how it is made)."""
     from ..bench import load_gpu_check
 
     throughput = throughput or t4_throughput(load_gpu_check())
-    runs = chapter_runs(chapter)
-    hours = [run_hours(r, throughput) for r in runs]
-    groups: dict[str, float] = {}
-    for run, h in zip(runs, hours):
-        key = task_name(run.task) if len({r.task for r in runs}) > 1 else run.label
-        groups[key] = groups.get(key, 0.0) + h
-    parts = ", ".join(f"{key} {format_hours(h)}" for key, h in groups.items())
-    fit = (f"; more than one {SESSION_HOURS:g}-hour session: checkpoint with --save-every-steps "
-           "and continue with --resume" if sum(hours) > SESSION_HOURS else "")
-    text = (f"Chapter {chapter}, gpu profile on a Colab T4: ESTIMATED about "
-            f"{format_hours(sum(hours))} ({parts}){fit}. Not a timing: the runs' FLOPs at "
-            f"MFU {throughput.mfu:.0%} of the T4's fp16 peak, {throughput.source}, every example "
-            f"counted at {RUN_GLUE_ANCHOR.tokens_per_example} tokens (page: Time budget).")
-    return "\n".join(textwrap.wrap(text, 100))
+    hours = sum(run_hours(r, throughput) for r in chapter_runs(chapter))
+    fit = (f"; more than one {SESSION_HOURS:g}-hour session: checkpoint and resume"
+           if hours > SESSION_HOURS else "")
+    return (f"Chapter {chapter}, gpu profile on a Colab T4: ESTIMATED about "
+            f"{format_hours(hours)}{fit} (not a timing; see the Time budget page).")
 
 
 def measured_time_text(chapter: int) -> str:

@@ -26,10 +26,10 @@ from ..training.record import device_description
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-# The published number this chapter reproduces, from its original notebook: d2l, "Natural
+# The published number this chapter reproduces, from its course notebook: d2l, "Natural
 # Language Inference: Fine-Tuning BERT", PyTorch version, section 16.7 of Dive into Deep Learning.
 D2L_SNLI_REFERENCE: dict[str, Any] = {
-    "run": "published: d2l (original notebook)", "model": "bert.small, pretrained by d2l",
+    "run": "published: d2l (course notebook)", "model": "bert.small, pretrained by d2l",
     "data": "SNLI train 549,367 / test 9,824", "max_len": 128, "epochs": 5,
     "train loss": 0.520, "train acc": 0.790, "test acc": 0.779,
     "examples/s": 10442.5, "device": "2 GPUs (d2l's build machine)",

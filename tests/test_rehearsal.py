@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from d2l_utils.pages.references import COURSE_TRAINABLE
+from d2l_utils.pages.time_budget import chapter_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "notebooks").glob("0[1-6]*.ipynb"))
@@ -44,14 +45,16 @@ CLEARED = ("D2L_TINY", "D2L_PROFILE", "D2L_DATA_DIR", "D2L_OUTPUT_DIR", "D2L_CAC
            "D2L_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE",
            "TRANSFORMERS_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "MPLBACKEND",
            *(name for name in os.environ if name.startswith("PYTEST_")))
-# chapter -> (the hub model its records name, how many records it writes, their tasks)
-EXPECTED = {
-    "02": ("bert-base-uncased", 2, {"cola"}),
-    "03": ("bert-base-uncased", 3, {"mnli"}),
-    "04": ("bert-base-uncased", 3, {"sst2"}),  # two prompts and head only
-    "05": ("roberta-base", 14, {"cola", "stsb"}),  # head only, full, bitfit, 4 ranks
-    "06": ("bert-base-uncased", 24, {"sst2", "cola", "stsb"}),  # 8 methods (head only too)
-}
+
+
+def expected_records(chapter: str) -> tuple[set[str], int, set[str]]:
+    """(models, number of records, tasks) of the chapter's gpu-profile runs, read from its
+    settings cell (the one declaration the Time budget page reads too)."""
+    runs = chapter_runs(int(chapter))
+    return ({r.model for r in runs}, sum(r.repeats for r in runs if r.writes_record),
+            {r.task for r in runs})
+
+
 # Run in the chapter's kernel after its last cell: what chapter 1 loaded (it writes no record).
 CHAPTER1_PROBE = """
 import json as _json
@@ -166,7 +169,7 @@ def test_chapter_runs_its_real_recipe_against_the_mirror(path, mirror, tmp_path)
                                                 for f in probe["cache_files"])
             assert probe["epochs"] == 1  # D2L_MAX_STEPS=2: two steps of 4 pairs, one epoch
             return
-        model, count, tasks = EXPECTED[chapter]
+        (model,), count, tasks = expected_records(chapter)
         records = records_of(work)
         assert len(records) == count, [r["args"]["output_dir"] for r in records]
         assert {r["task"] for r in records} == tasks

@@ -59,6 +59,7 @@ class Run:
     eval_every_steps: int = 0    # evaluations between epochs
     train_fraction: float = 1.0
     repeats: int = 1             # search trials or seeds: the same run this many times
+    writes_record: bool = True   # False for search trials (the search keeps no run records)
     eval_cap: int = 0            # at most this many examples of each evaluation split (0: all)
     eval_splits: tuple[str, ...] = ()   # () = the task's own
     precision: str = "fp16"      # a T4 trains in fp16; chapter 1's own loop in fp32
@@ -171,13 +172,6 @@ def _default(name: str) -> Any:
     return next(f.default for f in fields(RunArguments) if f.name == name)
 
 
-def _chapter5_recipes(ranks: Sequence[int]) -> dict[str, dict[str, Any]]:
-    """Chapter 5's runs per task (its `RECIPES` cell follows the parameters cell)."""
-    return {"head only": dict(method=FREEZE, trainable_layers=0), "full": dict(method=FULL),
-            "bitfit": dict(method="bitfit"), **{f"LoRA r={r}": dict(method="lora", r=r)
-                                                for r in ranks}}
-
-
 def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
     """The gpu-profile runs of `chapter`, built from its parameters cell; `overrides` replace
     settings of that cell first (`chapter_runs(2, TASK="mnli")`)."""
@@ -195,7 +189,7 @@ def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
         return [Run(**common, epochs=p["EPOCHS"], batch_size=p["BATCH_SIZE"], label="recipe"),
                 Run(**common, epochs=epochs, batch_size=batch, repeats=p["N_TRIALS"],
                     label=f"search, {p['N_TRIALS']} trials", eval_cap=p["SEARCH_EVAL_SAMPLES"],
-                    train_fraction=p["SEARCH_FRACTION"]),
+                    train_fraction=p["SEARCH_FRACTION"], writes_record=False),
                 Run(**common, epochs=epochs, batch_size=batch, label="best values")]
     if chapter == 3:
         return [Run(p["TASK"], r["method"], p["MODEL"], r["epochs"], r["batch_size"], label=name,
@@ -203,16 +197,18 @@ def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
                     eval_every_steps=p["EVAL_EVERY_STEPS"] or 0)
                 for name, r in p["RECIPES"].items()]
     if chapter == 4:
-        return [Run(p["TASK"], m, p["MODEL"], p["EPOCHS"], p["BATCH_SIZE"], label=m,
-                    extra_tokens=p["NUM_VIRTUAL_TOKENS"] if m == "prompt-tuning" else 0,
-                    eval_every_steps=p["EVAL_EVERY_STEPS"] or 0) for m in p["METHODS"]]
+        runs = {**{m: dict(method=m) for m in p["METHODS"]}, **p["BASELINE"]}
+        return [Run(p["TASK"], r["method"], p["MODEL"], p["EPOCHS"], p["BATCH_SIZE"], label=name,
+                    trainable_layers=r.get("trainable_layers", 0),
+                    extra_tokens=p["NUM_VIRTUAL_TOKENS"] if r["method"] == "prompt-tuning" else 0,
+                    eval_every_steps=p["EVAL_EVERY_STEPS"] or 0) for name, r in runs.items()]
     if chapter == 5:
         common = dict(model=p["MODEL"], batch_size=p["COMMON"]["batch_size"],
                       eval_every_steps=p["EVAL_EVERY_STEPS"] or 0)
         return [Run(task, r["method"], epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]),
                     rank=r.get("r", 0), trainable_layers=r.get("trainable_layers", 0),
                     label=name, **common)
-                for task in p["TASKS"] for name, r in _chapter5_recipes(p["RANKS"]).items()]
+                for task in p["TASKS"] for name, r in p["RECIPES"].items()]
     if chapter == 6:
         runs = []
         for task in p["TASKS"]:

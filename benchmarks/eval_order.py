@@ -6,7 +6,11 @@ own examples' length. This script times `evaluate_model` on each real dev split 
 alternating them in one process, and prints the padded tokens, the seconds and the speed-up,
 with the largest difference between the two orders' metrics (numerical noise only).
 
-    python benchmarks/eval_order.py --data-dir DIR --tasks sst2 cola stsb [--bf16]
+    python benchmarks/eval_order.py --data-dir ../shared/data/glue --tasks sst2 cola stsb [--bf16]
+
+(`--data-dir` is a folder in the official GLUE layout.) Without it the script reads the tiny
+fixture files the package ships (`d2l_utils.fixtures`): a check that it runs, not a measurement;
+with `--model tiny-bert` (random weights) that check takes seconds.
 
 Measured results: `benchmarks/RESULTS.md`, JSON lines in `benchmarks/eval_order.jsonl`.
 """
@@ -31,6 +35,7 @@ def padded_tokens(loader: DataLoader) -> int:
 def main(argv: list[str] | None = None) -> int:
     from d2l_utils.backbones import load_config, load_tokenizer, resolve_backbone
     from d2l_utils.data import load_task_data
+    from d2l_utils.fixtures import FIXTURES_DIR
     from d2l_utils.methods import build_model, method_config
     from d2l_utils.precision import cpu_has_native_bf16
     from d2l_utils.preprocessing import eval_dataloader, make_collator, tokenize_splits
@@ -39,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     from d2l_utils.training.record import device_description
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True, help="a folder in the GLUE layout")
+    parser.add_argument("--data-dir", default=str(FIXTURES_DIR),
+                        help="a folder in the GLUE layout (default: the shipped fixtures)")
     parser.add_argument("--tasks", nargs="+", default=["sst2", "cola", "stsb"])
-    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--model", default="minilm-l6",
+                        help="minilm-l6 (pretrained, offline), tiny-bert (random), a hub id or "
+                             "a local folder")
     parser.add_argument("--batch-size", type=int, default=64, help="the loop's eval batch")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (native CPUs)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per order")

@@ -1,6 +1,10 @@
-"""Length-grouped batches (every example once, seeded, little padding, well mixed) and gradient
-clipping by group (head and pooler | method). Synthetic lengths, tiny models: offline, seconds."""
+"""Length-grouped batches (every example once, seeded, little padding, well mixed), gradient
+clipping by group (head and pooler | method), and the study behind the sampler's default
+(`tools/batching_study.py`). Synthetic lengths, fixtures, tiny models: offline, seconds (the
+study's grid, a subprocess per run, about half a minute: marked slow)."""
 
+import json
+import math
 import random
 import statistics
 
@@ -273,25 +277,83 @@ def test_the_loop_clips_by_group(tmp_path, monkeypatch):
     assert len(calls) == 2 and calls[0][1] == 1.0
 
 
-def test_the_eval_order_benchmark_pads_less_and_keeps_the_metrics(tmp_path, capsys):
-    """benchmarks/eval_order.py on the fixture files with the tiny model: length order pads no
-    more than file order and gives the same metrics."""
-    import importlib.util
-    import json
-    from pathlib import Path
+# ---------------------------------------------------------------------------------------------
+# tools/batching_study.py end to end: the shipped fixtures (its default --data-dir), tiny-bert
 
-    from d2l_utils.fixtures import write_fixtures
 
-    write_fixtures(tmp_path)
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_order.py"
-    spec = importlib.util.spec_from_file_location("eval_order", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--data-dir", str(tmp_path), "--model", "tiny-bert", "--tasks", "sst2",
-                        "stsb", "--batch-size", "8", "--repeats", "1"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [row["task"] for row in result["rows"]] == ["sst2", "stsb"]
-    for row in result["rows"]:
-        pad = row["padded_tokens"]
-        assert row["real_tokens"] <= pad["length order"] < pad["file order"]
-        assert row["max_metric_difference"] < 1e-4
+def study():
+    from tools import batching_study
+
+    return batching_study
+
+
+def table_rows(text):
+    """The data rows of a markdown table in `text` (header and rule left out)."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_the_padding_study_measures_every_candidate(tmp_path, capsys):
+    module = study()
+    rows_path = tmp_path / "rows.jsonl"
+    assert module.main(["padding", "--model", "tiny-bert", "--batch-size", "4", "--tasks",
+                        "stsb", "sst2", "--seeds", "1", "2", "--json", str(rows_path)]) == 0
+    out = capsys.readouterr().out
+    names = list(module.candidates(4))
+    assert len(names) == 11 and names[:2] == ["random", "default (chosen)"]
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    assert [(r["task"], r["candidate"]) for r in rows] == [(t, n) for t in ("stsb", "sst2")
+                                                           for n in names]
+    assert [row[:2] for row in table_rows(out)] == [[r["task"], r["candidate"]] for r in rows]
+    for row in rows:
+        assert 0 <= row["padding_share"] < 1
+        assert math.isfinite(row["label_spread_vs_random"]) and row["label_spread_vs_random"] > 0
+        assert ("genre_spread_vs_random" in row) == (row["task"] == "stsb")  # STS-B's genres
+        if row["candidate"] == "random":
+            assert row["padded_tokens_vs_random"] == row["label_spread_vs_random"] == 1.0
+        else:  # grouping by length pads no more than random batches
+            assert row["padded_tokens_vs_random"] <= 1.0
+    assert "stsb: 28 examples" in out and "chosen mega-batch at batch 4" in out
+
+
+def test_the_table_without_runs_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        study().main(["table", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"no {tmp_path / 'runs.jsonl'}" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two training runs, each in a fresh Python: 25-40 s on two busy cores
+def test_the_grid_trains_each_batching_and_tabulates_them(tmp_path, capsys):
+    """1 task x 1 method x 1 seed x 2 batchings, two optimizer steps each: the JSON lines, the
+    table, no leftover claims or checkpoints; a second `grid` finds the runs done."""
+    module = study()
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    argv = ["grid", "--model", "tiny-bert", "--batch-size", "4", "--tasks", "stsb",
+            "--methods", "lora", "--seeds", "1", "--train-options=--max-steps 2",
+            "--out", str(out), "--runs-dir", str(runs)]
+    assert module.main(argv) == 0
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["name"], r["batching"]) for r in lines] == [
+        ("stsb-lora-grouped-s1", "grouped"), ("stsb-lora-random-s1", "random")]
+    for line in lines:
+        assert (line["task"], line["method"], line["seed"], line["model"]) == (
+            "stsb", "lora", 1, "tiny-bert")
+        assert line["metric"] == "pearson" and math.isfinite(line["score"])
+        assert line["options"][-2:] == ["--max-steps", "2"]
+        assert line["train_time_s"] > 0 and line["examples_per_s"] > 0
+        assert line["trainable"] > 0 and len(line["per_epoch"]) >= 1
+        record = json.loads((runs / line["name"] / "record.json").read_text())
+        assert record["args"]["model"] == "tiny-bert" and record["args"]["batch_size"] == 4
+        assert record["args"]["group_by_length"] == (line["batching"] == "grouped")
+        assert not (runs / line["name"] / module.CHECKPOINTS).exists()
+    assert list((out / "claims").iterdir()) == []
+    table = (out / "table.md").read_text()
+    [row] = table_rows(table)
+    assert row[:3] == ["stsb", "lora", "pearson"] and row[-2] == "1"
+    capsys.readouterr()
+    assert module.main(["table", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == table
+    assert module.main(argv) == 0  # nothing left to run: no new lines
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 2
+    assert "[run]" not in capsys.readouterr().out

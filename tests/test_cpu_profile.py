@@ -83,6 +83,7 @@ def test_run_chapters_collects_records_with_provenance(tmp_path, monkeypatch):
     assert sorted(tool.chapter_notebooks()) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_chapter_one_converts_minilm_and_writes_a_record(tmp_path, clean_env):
     from datasets import Dataset
 

@@ -1,6 +1,7 @@
 """Length-grouped batches that cost no accuracy: the measurements behind the sampler's default.
 
-Two parts, both on real GLUE files (official layout, never committed):
+Two parts, both on real GLUE files (official layout, never committed; `--data-dir` defaults to
+the tiny fixture files the package ships, `d2l_utils.fixtures`, enough to check the script runs):
 
     # 1. cheap, no training: padding and mixing of candidate batchings on the tokenized lengths
     python tools/batching_study.py padding --data-dir ../shared/data/glue
@@ -11,6 +12,12 @@ Two parts, both on real GLUE files (official layout, never committed):
     nohup python tools/batching_study.py grid --data-dir ../shared/data/glue \
         --out benchmarks/batching > batching.log 2>&1 &
     python tools/batching_study.py table --out benchmarks/batching   # the table from the lines
+
+    # a check in seconds that both parts run: the fixtures, the tiny random model, small batches
+    python tools/batching_study.py padding --model tiny-bert --batch-size 4 --seeds 1 2
+    python tools/batching_study.py grid --model tiny-bert --batch-size 4 --tasks stsb \
+        --methods lora --seeds 1 --train-options="--max-steps 2" \
+        --out runs/check --runs-dir runs/check/runs
 
 `padding` reports, per candidate: the padding share (padded tokens that are not real tokens),
 padded tokens per example relative to random batches (the compute that padding costs), and how
@@ -47,7 +54,7 @@ CHECKPOINTS = "checkpoints"  # d2l_utils.training.checkpoints.CHECKPOINT_DIR
 # Part 1: padding and mixing of candidate batchings (no training)
 
 
-def tokenized(task_name: str, data_dir: str, max_seq_length: int = 128):
+def tokenized(task_name: str, data_dir: str, max_seq_length: int = 128, model: str = MODEL):
     """(lengths, labels, genres or None) of the whole train split, tokenized as a run does."""
     from d2l_utils.backbones import load_config, load_tokenizer, resolve_backbone
     from d2l_utils.data import load_task_data
@@ -56,7 +63,7 @@ def tokenized(task_name: str, data_dir: str, max_seq_length: int = 128):
 
     task = get_task(task_name)
     raw = load_task_data(task, data_dir=data_dir)
-    backbone = resolve_backbone(MODEL)
+    backbone = resolve_backbone(model)
     tokenizer = load_tokenizer(backbone, load_config(backbone, task))
     data = tokenize_splits(raw, tokenizer, task, max_seq_length)["train"]
     genres = None
@@ -70,12 +77,13 @@ def tokenized(task_name: str, data_dir: str, max_seq_length: int = 128):
     return list(data["length"]), [float(y) for y in data["labels"]], genres
 
 
-def candidates() -> dict[str, Callable[[list[int], list[float], int], Iterable[list[int]]]]:
-    """name -> f(lengths, labels, seed) giving one epoch of batches."""
+def candidates(batch: int = BATCH
+               ) -> dict[str, Callable[[list[int], list[float], int], Iterable[list[int]]]]:
+    """name -> f(lengths, labels, seed) giving one epoch of batches of `batch` examples."""
     from d2l_utils.preprocessing import LengthGroupedBatchSampler
 
     def sampler(**options):
-        return lambda lengths, labels, seed: LengthGroupedBatchSampler(lengths, BATCH, seed=seed,
+        return lambda lengths, labels, seed: LengthGroupedBatchSampler(lengths, batch, seed=seed,
                                                                        **options)
 
     def jitter_sort(spread: float):
@@ -87,14 +95,14 @@ def candidates() -> dict[str, Callable[[list[int], list[float], int], Iterable[l
             noise = (torch.rand(len(lengths), generator=g) * 2 - 1) * spread
             key = torch.tensor(lengths, dtype=torch.float) * (1 + noise)
             order = torch.argsort(key).tolist()
-            cut = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
+            cut = [order[i:i + batch] for i in range(0, len(order), batch)]
             return [cut[i] for i in torch.randperm(len(cut), generator=g)]
         return batches
 
     found = {"random": sampler(group_by_length=False),
              # the default: the sampler chooses the mega-batch size from the labels
              "default (chosen)": lambda lengths, labels, seed: LengthGroupedBatchSampler(
-                 lengths, BATCH, seed=seed, labels=labels)}
+                 lengths, batch, seed=seed, labels=labels)}
     for mega in (50, 20, 10, 5, 4, 3, 2):
         found[f"mega {mega}"] = sampler(mega_batch=mega)
     for spread in (0.25, 0.5):
@@ -102,44 +110,45 @@ def candidates() -> dict[str, Callable[[list[int], list[float], int], Iterable[l
     return found
 
 
-def spread_of_means(batches: list[list[int]], values: list[float]) -> float:
-    means = [statistics.fmean(values[i] for i in b) for b in batches if len(b) == BATCH]
+def spread_of_means(batches: list[list[int]], values: list[float], batch: int = BATCH) -> float:
+    means = [statistics.fmean(values[i] for i in b) for b in batches if len(b) == batch]
     return statistics.pstdev(means)
 
 
 def measure(batches: list[list[int]], lengths: list[int], labels: list[float],
-            genres: list[str] | None) -> dict[str, float]:
+            genres: list[str] | None, batch: int = BATCH) -> dict[str, float]:
     real = sum(lengths[i] for b in batches for i in b)
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     examples = sum(len(b) for b in batches)
     result = {"padding_share": 1 - real / padded, "padded_per_example": padded / examples,
-              "label_spread": spread_of_means(batches, labels)}
+              "label_spread": spread_of_means(batches, labels, batch)}
     if genres is not None:
-        full = [b for b in batches if len(b) == BATCH]
+        full = [b for b in batches if len(b) == batch]
         result["one_genre_share"] = sum(
-            max(sum(genres[i] == g for i in b) for g in set(genres)) >= 0.9 * BATCH
+            max(sum(genres[i] == g for i in b) for g in set(genres)) >= 0.9 * batch
             for b in full) / len(full)
         for genre in sorted(set(genres)):
             result[f"genre_spread:{genre}"] = spread_of_means(
-                batches, [float(g == genre) for g in genres])
+                batches, [float(g == genre) for g in genres], batch)
     return result
 
 
-def padding_study(data_dir: str, tasks: list[str], seeds: list[int]) -> list[dict]:
+def padding_study(data_dir: str, tasks: list[str], seeds: list[int], model: str = MODEL,
+                  batch: int = BATCH) -> list[dict]:
     """Every candidate on every task, averaged over seeds (epochs of the sampler)."""
     rows = []
     for task in tasks:
-        lengths, labels, genres = tokenized(task, data_dir)
+        lengths, labels, genres = tokenized(task, data_dir, model=model)
         from d2l_utils.preprocessing import choose_mega_batch, length_label_share
 
         print(f"{task}: {len(lengths)} examples, mean length {statistics.fmean(lengths):.1f}, "
               f"corr(length, label) {statistics.correlation(lengths, labels):+.3f}, length "
               f"explains {length_label_share(lengths, labels):.4f} of the label variance; "
-              f"chosen mega-batch at batch {BATCH}: "
-              f"{choose_mega_batch(lengths, labels, BATCH)}", flush=True)
+              f"chosen mega-batch at batch {batch}: "
+              f"{choose_mega_batch(lengths, labels, batch)}", flush=True)
         measured = {}
-        for name, make in candidates().items():
-            per_seed = [measure(list(make(lengths, labels, seed)), lengths, labels, genres)
+        for name, make in candidates(batch).items():
+            per_seed = [measure(list(make(lengths, labels, seed)), lengths, labels, genres, batch)
                         for seed in seeds]
             measured[name] = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]}
         base = measured["random"]
@@ -249,6 +258,9 @@ def run_grid(args: argparse.Namespace) -> None:
         cell, _, options = item.partition("=")
         extra[cell] = options.split()
     runs = grid(args.tasks, args.methods, args.seeds, extra, tuple(args.batchings))
+    # the runs train in ROOT (their working directory): hand them absolute paths
+    args.data_dir = str(Path(args.data_dir).resolve())
+    args.runs_dir = str(Path(args.runs_dir).resolve())
     for _ in range(2):  # a second pass takes over runs whose claiming process died
         for name, key, options in runs:
             if name in finished(lines_path) or not claim(claims, name):
@@ -266,10 +278,11 @@ def run_one(args: argparse.Namespace, name: str, key: dict, options: list[str],
     if not (run_dir / "record.json").exists():
         # through this script's `train`, which takes --mega-batch (not a library option)
         # resumable: a run killed on the shared machine continues from its last checkpoint
-        command = [sys.executable, __file__, "train", *options, "--model", MODEL,
-                   "--batch-size", str(BATCH), "--data-dir", args.data_dir,
+        command = [sys.executable, __file__, "train", *options, "--model", args.model,
+                   "--batch-size", str(args.batch_size), "--data-dir", args.data_dir,
                    "--output-dir", str(run_dir), "--resume", "--save-every-steps", "60",
-                   "--keep-checkpoints", "1", "--no-save-model", "--no-progress"]
+                   "--keep-checkpoints", "1", "--no-save-model", "--no-progress",
+                   *args.train_options.split()]
         print(f"[run] {name}: {' '.join(command[2:])}", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -279,7 +292,8 @@ def run_one(args: argparse.Namespace, name: str, key: dict, options: list[str],
             return
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     record = json.loads((run_dir / "record.json").read_text())
-    line = {"name": name, **key, "options": options, **summarize(record),
+    line = {"name": name, **key, "options": [*options, *args.train_options.split()],
+            "model": args.model, "batch_size": args.batch_size, **summarize(record),
             "wall_s": round(time.perf_counter() - started, 1), "threads": args.threads,
             "load_average_1min": os.getloadavg()[0]}
     with open(lines_path, "a") as file:
@@ -347,6 +361,13 @@ def grid_table(lines: list[dict]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def fixtures_dir() -> Path:
+    """The tiny GLUE files the package ships (official layout): the default --data-dir."""
+    from d2l_utils.fixtures import FIXTURES_DIR
+
+    return FIXTURES_DIR
+
+
 def train(argv: list[str]) -> int:
     """`python -m d2l_utils train ARGS`, with `--mega-batch N` setting the sampler's
     mega-batch size for this run (a study knob, not a library option)."""
@@ -369,12 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pad = sub.add_parser("padding", help="padding and mixing of candidate batchings")
-    pad.add_argument("--data-dir", required=True)
+    pad.add_argument("--data-dir", default=str(fixtures_dir()),
+                     help="a folder in the GLUE layout (default: the shipped fixtures)")
+    pad.add_argument("--model", default=MODEL, help="whose tokenizer (default: %(default)s)")
+    pad.add_argument("--batch-size", type=int, default=BATCH)
     pad.add_argument("--tasks", nargs="+", default=["stsb", "sst2"])
     pad.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     pad.add_argument("--json", help="also write the rows as JSON lines here")
     run = sub.add_parser("grid", help="the 3-seed acceptance grid")
-    run.add_argument("--data-dir", required=True)
+    run.add_argument("--data-dir", default=str(fixtures_dir()),
+                     help="a folder in the GLUE layout (default: the shipped fixtures)")
+    run.add_argument("--model", default=MODEL, help="every run's --model (default: %(default)s)")
+    run.add_argument("--batch-size", type=int, default=BATCH)
     run.add_argument("--out", default="benchmarks/batching")
     run.add_argument("--runs-dir", default="runs/batching")
     run.add_argument("--tasks", nargs="+", default=["stsb", "sst2"])
@@ -386,12 +413,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="torch threads per run (OMP_NUM_THREADS); 1 is faster on a shared CPU")
     run.add_argument("--extra", nargs="*", default=[],
                      help='extra options of one cell, e.g. "stsb:lora=--pooler train"')
+    run.add_argument("--train-options", default="",
+                     help='options added to every run, e.g. --train-options="--max-steps 2" '
+                          "(note the =: the value starts with a dash)")
     sub.add_parser("train", help="python -m d2l_utils train ... [--mega-batch N]")
     table = sub.add_parser("table", help="the markdown table from the JSON lines")
     table.add_argument("--out", default="benchmarks/batching")
     args = parser.parse_args(argv)
     if args.command == "padding":
-        rows = padding_study(args.data_dir, args.tasks, args.seeds)
+        rows = padding_study(args.data_dir, args.tasks, args.seeds, args.model, args.batch_size)
         print(padding_table(rows))
         if args.json:
             with open(args.json, "a") as file:
@@ -400,7 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grid":
         run_grid(args)
     else:
-        print(grid_table(read_lines(Path(args.out) / "runs.jsonl")))
+        lines_path = Path(args.out) / "runs.jsonl"
+        if not lines_path.exists():
+            parser.error(f"no {lines_path}: `grid --out {args.out}` writes it")
+        print(grid_table(read_lines(lines_path)))
     return 0
 
 

@@ -3,33 +3,25 @@
 1. fixed padding: every example padded to `max_seq_length`, fp32, shuffled batches from a plain
    `DataLoader` and a minimal AdamW loop (the seeds' way);
 2. hf trainer: `transformers.Trainer` with `DataCollatorWithPadding` and default arguments;
-3. hf trainer + group_by_length: the Trainer as an expert configures it: `group_by_length=True`
-   (the Trainer's length-grouped sampler: mega-batches of 50 batches), fused AdamW named
-   explicitly (`optim="adamw_torch_fused"`, also the Trainer's default) and fp16/bf16 as the
-   GPU supports (`--mixed-precision`, resolved by `d2l_utils.precision`: fp32 on a CPU);
-4. library loop: `train_with_loop` (length-grouped batches whose mega-batch size the sampler
-   chooses from the labels: 50 batches, or 3 where length goes with the label; dynamic padding,
-   fused AdamW; on a GPU fp16/bf16 autocast, as `--mixed-precision` resolves).
+3. hf trainer + group_by_length: the Trainer as an expert configures it (`group_by_length=True`:
+   mega-batches of 50 batches; `optim="adamw_torch_fused"`; fp16/bf16 as `--mixed-precision`
+   resolves on the GPU, fp32 on a CPU), so ways 2 and 3 show how much of the library loop's
+   speed-up over the Trainer's defaults that flag alone gives (`hf_group_by_length_share`);
+4. library loop: `train_with_loop` (length-grouped batches, mega-batches of 50 batches or 3
+   where length goes with the label; dynamic padding, fused AdamW, fp16/bf16 autocast on a GPU).
 
-On a CPU ways 2 and 3 differ in the length grouping only, so together they show how much of the
-library loop's speed-up over the Trainer's defaults that one flag gives
-(`hf_group_by_length_share`); on a GPU way 3 also trains in 16 bits. Each way's report names its
-precision.
-
-Model FLOP utilization (MFU) counts `flops_per_param` x parameters FLOPs per real token: 6 by
-convention (`bench` reports that), or the method's own factor (`benchmarks/gpu_check.py` passes
-6 for full fine-tuning, 4 with a frozen backbone, 2 + 4T/L when the last T of L layers train).
-
-Each way starts from the same seeded model and the same tokenized data, runs a few untimed
-warm-up steps, then `steps` timed optimizer steps. The same hooks measure all four: a forward
-pre-hook counts the examples and real (attention-mask) tokens of each training batch, and a
-global optimizer-step hook takes the time after the last warm-up step and after the last timed
-step. The output is a table and, last, one JSON line.
+Each way starts from the same seeded model and tokenized data, runs a few untimed steps, then
+`steps` timed optimizer steps, measured by the same hooks: a forward pre-hook counts examples and
+real (attention-mask) tokens, an optimizer-step hook takes the times. Model FLOP utilization
+(MFU) counts `flops_per_param` x parameters FLOPs per real token: 6 by convention, or the
+method's own factor (`benchmarks/gpu_check.py`: 4 with a frozen backbone, 2 + 4T/L when the last
+T of L layers train). The output is a table and, last, one JSON line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -38,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -50,9 +42,10 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from .arguments import RunArguments
+from .arguments import RunArguments, check_against_model
 from .methods import build_model, count_parameters
-from .precision import PrecisionError, hf_precision_kwargs, resolve_precision
+from .methods.base import Bounds, HeadMode, check_options, option
+from .precision import hf_precision_kwargs, resolve_precision
 from .training.loop import train_with_loop
 from .training.prepare import PreparedRun, prepare_run
 from .training.record import command_line, device_description, library_versions, timestamp
@@ -72,83 +65,60 @@ PRECISION_NAMES = {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}
 _RUN_FIELDS = {f.name: f for f in dataclasses.fields(RunArguments)}
 
 
-def _run_option(name: str) -> Any:
-    """A field with the default and help of `RunArguments.<name>`, so both stay in step."""
-    source = _RUN_FIELDS[name]
-    options: dict[str, Any] = {"metadata": dict(source.metadata)}
-    if source.default_factory is not dataclasses.MISSING:
-        options["default_factory"] = source.default_factory
-    elif source.default is not dataclasses.MISSING:
-        options["default"] = source.default
-    return field(**options)
-
-
-class BenchOptionError(ValueError):
-    """An invalid bench option (the CLI exits with code 2)."""
-
-
-def _help(text: str) -> dict[str, Any]:
-    return {"metadata": {"help": text}}
+def _job(name: str, default: Any = dataclasses.MISSING, help: str = "") -> Any:
+    """`RunArguments.<name>` as a bench option: its description and range (so every bench option
+    is checked as `train` checks it), with the bench's own default or help where given."""
+    return option(default, help, like=_RUN_FIELDS[name])
 
 
 @dataclass
 class BenchArguments:
-    """Options of `python -m d2l_utils bench`: the job (as for `train`) and how to time it."""
+    """Options of `python -m d2l_utils bench`: one job (as for `train`), timed four ways (fixed
+    padding, hf trainer, hf trainer + group_by_length, library loop), and how to time it."""
 
-    task: str = _run_option("task")
-    model: str | None = _run_option("model")
-    method: str = _run_option("method")
-    data_dir: str | None = _run_option("data_dir")
-    tiny: bool = _run_option("tiny")
-    random_init: bool = _run_option("random_init")
-    backend: Literal["peft", "adapters"] | None = _run_option("backend")
-    trainable_layers: int = _run_option("trainable_layers")
-    r: int = _run_option("r")
-    alpha: int = _run_option("alpha")
-    dropout: float = _run_option("dropout")
-    target_modules: list[str] = _run_option("target_modules")
-    prefix_length: int = _run_option("prefix_length")
-    num_virtual_tokens: int = _run_option("num_virtual_tokens")
-    head: Literal["train", "bias", "frozen"] | None = _run_option("head")
-    lr: float | None = _run_option("lr")
-    seed: int = _run_option("seed")
-    group_by_length: bool = _run_option("group_by_length")
-    max_train_samples: int | None = _run_option("max_train_samples")
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _run_option("mixed_precision")
-    batch_size: int = field(default=32, **_help("training batch size of every way"))
-    max_seq_length: int = field(default=128, **_help(
-        "truncation length, and the fixed length the fixed-padding way pads to"))
-    steps: int = field(default=30, **_help("timed optimizer steps per way"))
-    untimed_steps: int = field(default=3, **_help(
-        "steps per way before the timed ones (not learning-rate warmup: that is the job's "
-        "--warmup-ratio)"))
-    threads: int | None = field(default=None, **_help("torch CPU threads (default: torch's)"))
-    peak_tflops: float | None = field(default=None, **_help(
-        "peak TFLOP/s for FLOP utilization (default: measured with bf16 matmuls on the GPU)"))
-    output: str | None = field(default=None, **_help("also append the JSON line to this file"))
+    task: str = _job("task")
+    model: str | None = _job("model")
+    method: str = _job("method")
+    data_dir: str | None = _job("data_dir")
+    tiny: bool = _job("tiny")
+    random_init: bool = _job("random_init")
+    backend: Literal["peft", "adapters", "hf"] | None = _job("backend")
+    trainable_layers: int = _job("trainable_layers")
+    r: int = _job("r")
+    alpha: int = _job("alpha")
+    dropout: float = _job("dropout")
+    target_modules: list[str] = _job("target_modules")
+    prefix_length: int = _job("prefix_length")
+    num_virtual_tokens: int = _job("num_virtual_tokens")
+    head: HeadMode | None = _job("head")
+    lr: float | None = _job("lr")
+    seed: int = _job("seed")
+    group_by_length: bool = _job("group_by_length")
+    max_train_samples: int | None = _job("max_train_samples")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _job("mixed_precision")
+    batch_size: int = _job("batch_size", 32, "training batch size of every way")
+    max_seq_length: int = _job("max_seq_length", 128, "truncation length, and the fixed length "
+                                                      "the fixed-padding way pads to")
+    steps: int = option(30, "timed optimizer steps per way", bounds=Bounds(1))
+    untimed_steps: int = option(3, "steps per way before the timed ones (not learning-rate "
+                                   "warmup: that is the job's --warmup-ratio)", bounds=Bounds(0))
+    threads: int | None = option(None, "torch CPU threads (default: torch's)", bounds=Bounds(1))
+    peak_tflops: float | None = option(
+        None, "peak TFLOP/s for FLOP utilization (default: measured with bf16 matmuls on the "
+        "GPU)", bounds=Bounds(0, open_low=True))
+    output: str | None = option(None, "also append the JSON line to this file", nonempty=True)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.untimed_steps < 0:
-            raise BenchOptionError(f"--steps must be >= 1 and --untimed-steps >= 0, got "
-                                   f"{self.steps} and {self.untimed_steps}")
-        if self.batch_size < 1:  # before `run_arguments`, which derives max_eval_samples from it
-            raise BenchOptionError(f"--batch-size must be at least 1, got {self.batch_size}")
-        from .arguments import OptionError
-        from .methods import MethodError
-        from .tasks import TaskError
-
-        try:
-            resolve_precision(self.mixed_precision)
-            self.run_arguments()  # the job's options get the same checks as `train`'s
-        except (PrecisionError, OptionError, MethodError, TaskError) as err:
-            raise BenchOptionError(str(err)) from None
+        check_options(self)  # each option as `train` checks it, before `run_arguments` uses it
+        resolve_precision(self.mixed_precision)
+        self.run_arguments()  # the job's combined checks (method, backend, task), as `train`'s
 
     @property
     def total_steps(self) -> int:
         return self.untimed_steps + self.steps
 
     def run_arguments(self) -> RunArguments:
-        """The `RunArguments` of the library way; the other two ways read the same values."""
+        """The `RunArguments` of the library way; the other ways read the same values."""
         shared = {k: v for k, v in dataclasses.asdict(self).items() if k in _RUN_FIELDS}
         # The library loop evaluates once after training (untimed): keep that evaluation short.
         return RunArguments(**shared, max_steps=self.total_steps,
@@ -165,8 +135,7 @@ class PeakMemory:
     sampled by a background thread (the RSS includes whatever earlier ways left allocated)."""
 
     def __init__(self, device: torch.device, interval_s: float = 0.02):
-        self.device, self.interval_s = device, interval_s
-        self.peak_bytes = 0
+        self.device, self.interval_s, self.peak_bytes = device, interval_s, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -191,19 +160,12 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
 
-    @property
-    def megabytes(self) -> float:
-        return self.peak_bytes / 2**20
-
 
 class StepMeter:
     """Times optimizer steps `untimed + 1 .. untimed + steps` and counts their examples and real
     tokens, through hooks, so every way is measured by the same code whatever runs the loop.
-
-    Training forward `k` belongs to optimizer step `k` (no gradient accumulation in any way).
-    A step that fp16's gradient scaler skips (inf or NaN gradients: `optimizer.step` is not
-    called, so its hook does not fire) still counts as a step, and as skipped.
-    """
+    Training forward `k` belongs to optimizer step `k` (no gradient accumulation in any way); a
+    step fp16's gradient scaler skips (inf/NaN gradients) still counts, and as skipped."""
 
     def __init__(self, model: nn.Module, untimed_steps: int, steps: int, device: torch.device):
         self.model, self.device = model, device
@@ -277,8 +239,7 @@ class StepMeter:
         return {"examples": self.examples, "tokens": tokens, "skipped_steps": self.skipped_steps,
                 "padded_tokens": self.padded_tokens,
                 "padding_share": round(1 - tokens / self.padded_tokens, 4),
-                "wall_s": round(wall, 6),
-                "examples_per_s": round(self.examples / wall, 3),
+                "wall_s": round(wall, 6), "examples_per_s": round(self.examples / wall, 3),
                 "tokens_per_s": round(tokens / wall, 3)}
 
 
@@ -308,9 +269,7 @@ def run_fixed_padding(run: PreparedRun, device: torch.device, total_steps: int) 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=args.lr)
     for _, batch in zip(range(total_steps), endless(loader)):
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        loss = model(**batch).loss
-        loss.backward()
+        model(**{k: v.to(device, non_blocking=True) for k, v in batch.items()}).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -343,11 +302,6 @@ def run_hf_trainer(run: PreparedRun, device: torch.device, total_steps: int,
         trainer.train()
 
 
-def run_hf_trainer_grouped(run: PreparedRun, device: torch.device, total_steps: int) -> None:
-    """The Trainer as an expert configures it (`expert_trainer_options`)."""
-    run_hf_trainer(run, device, total_steps, expert=True)
-
-
 def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -> None:
     """`d2l_utils.training.loop.train_with_loop`: length-grouped batches, dynamic padding, fused
     AdamW (and fp16/bf16 autocast on a GPU). `run.args.max_steps` is `total_steps`."""
@@ -359,7 +313,8 @@ def run_library_loop(run: PreparedRun, device: torch.device, total_steps: int) -
 
 RUNNERS: dict[str, Callable[[PreparedRun, torch.device, int], None]] = {
     "fixed_padding": run_fixed_padding, "hf_trainer": run_hf_trainer,
-    "hf_trainer_grouped": run_hf_trainer_grouped, "library_loop": run_library_loop}
+    "hf_trainer_grouped": functools.partial(run_hf_trainer, expert=True),  # as an expert does
+    "library_loop": run_library_loop}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,9 +329,7 @@ def seeded_model(run: PreparedRun) -> nn.Module:
 
 def datasheet_peak_flops(device: torch.device) -> float | None:
     """The vendor's dense bf16/fp16 peak of this GPU, when it is in `PEAK_FLOPS`."""
-    if device.type != "cuda":
-        return None
-    return datasheet_peak_for(torch.cuda.get_device_name(device))
+    return None if device.type != "cuda" else datasheet_peak_for(torch.cuda.get_device_name(device))
 
 
 def datasheet_peak_for(name: str) -> float | None:
@@ -405,21 +358,12 @@ def matmul_flops(device: torch.device, dtype: torch.dtype = torch.bfloat16, size
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def measured_peak_flops(device: torch.device, size: int = 8192, repeats: int = 20,
-                        dtype: torch.dtype = torch.bfloat16) -> float | None:
-    """The FLOP/s this GPU reaches on large square bf16 matmuls (`matmul_flops`); None on CPU,
-    where `bench` reports no MFU."""
-    if device.type != "cuda":
-        return None
-    return matmul_flops(device, dtype, size, repeats)
-
-
 def peak_flops(device: torch.device, peak_tflops: float | None) -> float | None:
-    """Peak FLOP/s for MFU: `--peak-tflops` when given, else measured on this GPU (bf16
-    matmul), else None (CPU)."""
+    """Peak FLOP/s for MFU: `--peak-tflops` when given, else measured on this GPU (large bf16
+    matmuls, `matmul_flops`), else None: on a CPU `bench` reports no MFU."""
     if peak_tflops is not None:
         return peak_tflops * 1e12
-    return measured_peak_flops(device)
+    return matmul_flops(device) if device.type == "cuda" else None
 
 
 def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
@@ -433,35 +377,23 @@ def measure_way(name: str, run: PreparedRun, bench: BenchArguments,
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {**meter.result(), "peak_memory_mb": round(memory.megabytes, 1)}
-
-
-def flop_utilization(tokens_per_s: float, num_params: int, peak: float,
-                     flops_per_param: float = 6.0) -> float:
-    """Model FLOP utilization: flops_per_param x parameters x real tokens/s / peak FLOP/s."""
-    return round(flops_per_param * num_params * tokens_per_s / peak, 5)
+    return {**meter.result(), "peak_memory_mb": round(memory.peak_bytes / 2**20, 1)}
 
 
 def add_flop_utilization(ways: dict[str, dict], num_params: int, peak: float | None,
                          flops_per_param: float = 6.0, key: str = "mfu") -> None:
-    """`flop_utilization` of every way under `key` (nothing without a peak).
-
-    6N per token (the default) counts the weight gradients of frozen parameters too, so for
-    parameter-efficient methods it overstates the work; it is the usual convention all the
-    same. Pass the method's factor (4 with a frozen backbone) to count only the work done."""
-    if peak is None:
-        return
-    for result in ways.values():
-        result[key] = flop_utilization(result["tokens_per_s"], num_params, peak,
-                                       flops_per_param)
+    """Model FLOP utilization of every way under `key` (nothing without a peak):
+    flops_per_param x parameters x real tokens/s / peak FLOP/s. 6N per token (the usual
+    convention) counts the weight gradients of frozen parameters too, so for parameter-efficient
+    methods it overstates the work; the method's factor (4 with a frozen backbone) does not."""
+    for result in ways.values() if peak is not None else ():
+        result[key] = round(flops_per_param * num_params * result["tokens_per_s"] / peak, 5)
 
 
 def way_precisions(mixed_precision: str) -> dict[str, str]:
     """The precision each way trains in: fixed padding and the Trainer's defaults fp32 (`no`),
     the expert Trainer and the library loop `mixed_precision` as resolved on this machine."""
-    resolved = resolve_precision(mixed_precision)
-    return {"fixed_padding": "no", "hf_trainer": "no", "hf_trainer_grouped": resolved,
-            "library_loop": resolved}
+    return dict(zip(WAYS, ("no", "no", *[resolve_precision(mixed_precision)] * 2)))
 
 
 def prepare_bench(args: BenchArguments) -> tuple[PreparedRun, dict[str, int], torch.device]:
@@ -469,7 +401,7 @@ def prepare_bench(args: BenchArguments) -> tuple[PreparedRun, dict[str, int], to
     the parameter counts and the device."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = prepare_run(args.run_arguments())
+    run = prepare_run(check_against_model(args.run_arguments()))  # before data and model
     params = count_parameters(run.model)
     run.model = None  # type: ignore[assignment]  # each way builds its own seeded copy
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -492,13 +424,11 @@ def bench(args: BenchArguments) -> dict[str, Any]:
         "model": run.args.model, "task": run.task.name, "method": run.method.name,
         "steps": args.steps, "untimed_steps": args.untimed_steps, "batch_size": args.batch_size,
         "max_seq_length": args.max_seq_length, "group_by_length": args.group_by_length,
-        "mixed_precision": args.mixed_precision,
-        "seed": args.seed, "lr": run.args.lr,
+        "mixed_precision": args.mixed_precision, "seed": args.seed, "lr": run.args.lr,
         "train_examples": len(run.data["train"]), "device": device_description(device),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "params": params, "peak_flops": peak,
-        "peak_flops_datasheet": datasheet_peak_flops(device),
+        "params": params, "peak_flops": peak, "peak_flops_datasheet": datasheet_peak_flops(device),
         **ways,
         "ratio_vs_fixed_padding": round(library / ways["fixed_padding"]["examples_per_s"], 6),
         "ratio_vs_hf_trainer": round(library / trainer, 6),
@@ -506,9 +436,7 @@ def bench(args: BenchArguments) -> dict[str, Any]:
         # the Trainer's group_by_length alone, x its defaults, and as a share of the loop's gain
         "hf_group_by_length_speedup": round(grouped / trainer, 6),
         "hf_group_by_length_share": group_by_length_share(trainer, grouped, library),
-        "command": command_line(), "versions": library_versions(),
-        "finished_at": timestamp(),
-    }
+        "command": command_line(), "versions": library_versions(), "finished_at": timestamp()}
 
 
 def group_by_length_share(trainer: float, grouped: float, library: float) -> float | None:
@@ -516,9 +444,7 @@ def group_by_length_share(trainer: float, grouped: float, library: float) -> flo
     Trainer's `group_by_length=True` alone gives: (grouped - trainer) / (library - trainer).
     1.0: all of it; above 1: the flag alone is faster than the loop. None when the loop is
     not faster than the Trainer's defaults (no gain to share)."""
-    if library <= trainer:
-        return None
-    return round((grouped - trainer) / (library - trainer), 4)
+    return round((grouped - trainer) / (library - trainer), 4) if library > trainer else None
 
 
 def check_single_epoch(run: PreparedRun, args: BenchArguments) -> None:
@@ -561,8 +487,7 @@ def run_bench(args: BenchArguments) -> dict[str, Any]:
     """Benchmark, print the table and then the JSON line (and append it to `--output`)."""
     report = bench(args)
     line = json.dumps(report)
-    print(format_table(report))
-    print(line, flush=True)
+    print(format_table(report), line, sep="\n", flush=True)
     if args.output:
         with open(args.output, "a") as file:
             file.write(line + "\n")
@@ -585,14 +510,11 @@ def load_gpu_check(path: str | Path | None = None, require_gpu: bool = True
     when there is none, so a book page shows measured GPU numbers only when they exist.
     With `require_gpu`, a CPU run's file counts as none."""
     path = Path(path) if path is not None else GPU_CHECK_PATH
-    if path.is_dir():
-        path = path / GPU_CHECK_JSON
+    path = path / GPU_CHECK_JSON if path.is_dir() else path
     if not path.is_file():
         return None
     summary = json.loads(path.read_text())
-    if require_gpu and summary.get("device") != "cuda":
-        return None
-    return summary
+    return summary if summary.get("device") == "cuda" or not require_gpu else None
 
 
 def _pct(value: float | None) -> str:
@@ -601,6 +523,13 @@ def _pct(value: float | None) -> str:
 
 def _tflops(value: float | None) -> str:
     return "" if value is None else f"{value / 1e12:,.1f}"
+
+
+def _rates(way: dict[str, Any]) -> dict[str, str]:
+    """A way's (or precision run's) measurements as the book's tables show them."""
+    return {"examples/s": f"{way['examples_per_s']:,.1f}",
+            "real tokens/s": f"{way['tokens_per_s']:,.0f}",
+            "peak memory MB": f"{way['peak_memory_mb']:,.0f}"}
 
 
 def _check_result(name: str, summary: dict[str, Any]) -> str:
@@ -649,19 +578,14 @@ def gpu_check_tables(summary: dict[str, Any]) -> list[Any]:
     throughput = [
         {"task": job["task"], "method": job["method"], "way": WAY_TITLES[name],
          "precision": PRECISION_NAMES.get(job[name].get("precision", ""), ""),
-         "examples/s": f"{job[name]['examples_per_s']:,.1f}",
-         "real tokens/s": f"{job[name]['tokens_per_s']:,.0f}",
-         "peak memory MB": f"{job[name]['peak_memory_mb']:,.0f}",
-         "FLOPs/token": f"{job['flops_per_param']:.3g}N",
+         **_rates(job[name]), "FLOPs/token": f"{job['flops_per_param']:.3g}N",
          "MFU (measured peak)": _pct(job[name].get("mfu")),
          "MFU (datasheet)": _pct(job[name].get("mfu_datasheet"))}
         for job in summary.get("bench", []) for name in WAYS]
     precision = [
         {"precision": PRECISION_NAMES[run["precision"]]
          + (" (picked)" if run["precision"] == precisions["picked"] else ""),
-         "way": WAY_TITLES[run["way"]], "examples/s": f"{run['examples_per_s']:,.1f}",
-         "real tokens/s": f"{run['tokens_per_s']:,.0f}",
-         "peak memory MB": f"{run['peak_memory_mb']:,.0f}",
+         "way": WAY_TITLES[run["way"]], **_rates(run),
          "x fp32": f"{run['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in run else "",
          "steps the fp16 scaler skipped": str(run.get("skipped_steps", 0)),
          "MFU (measured peak)": _pct(run.get("mfu")),
@@ -673,10 +597,9 @@ def gpu_check_tables(summary: dict[str, Any]) -> list[Any]:
                    part.get("reason")])),
                "seconds": f"{part['seconds']:.0f}"}
               for name, part in summary.get("parts", {}).items()]
-    titles = ("Device and peaks", "Throughput: the four ways", "Precision",
-              "Checks")
     frames = [pd.DataFrame(device, columns=["", "value"]), pd.DataFrame(throughput),
               pd.DataFrame(precision), pd.DataFrame(checks)]
-    for frame, title in zip(frames, titles):
+    for frame, title in zip(frames, ("Device and peaks", "Throughput: the four ways",
+                                     "Precision", "Checks")):
         frame.attrs["title"] = title
     return frames

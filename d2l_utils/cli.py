@@ -12,13 +12,14 @@ transformers load) is an interruption like any other.
 
 from __future__ import annotations
 
-import copy
+import argparse
+import dataclasses
 import difflib
 import json
 import os
 import sys
 import time
-import types
+import typing
 from pathlib import Path
 from typing import Callable
 
@@ -27,15 +28,14 @@ from .profiles import PAUSE_ENV, ProfileError, check_environment
 
 
 def usage_errors() -> tuple[type[BaseException], ...]:
-    """A wrong option value or environment variable (`D2L_PROFILE=gpuu`): exit code 2, like
-    argparse."""
+    """A wrong option value (`MethodError` is one too) or environment variable
+    (`D2L_PROFILE=gpuu`): exit code 2, like argparse."""
     from .arguments import OptionError
     from .inference import PredictError
-    from .methods import MethodError
     from .precision import PrecisionError
     from .tasks import TaskError
 
-    return (OptionError, MethodError, TaskError, ProfileError, PredictError, PrecisionError)
+    return (OptionError, TaskError, ProfileError, PredictError, PrecisionError)
 
 
 def run_errors() -> tuple[type[BaseException], ...]:
@@ -53,33 +53,44 @@ def run_errors() -> tuple[type[BaseException], ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing
+# Parsing: a plain argparse parser built from the dataclass fields and their `option` metadata
 
 
-def _parser(cls: type, prog: str):
-    """transformers' `HfArgumentParser` for `cls`, with our own keys of the field metadata
-    (ranges and the like, see `arguments._opt`) kept out of argparse and shown in `--help`."""
-    from transformers import HfArgumentParser
+def _yes_no(value: str) -> bool:
+    """`--tiny true`, `--progress no`: the forms a bool option takes besides `--tiny` alone."""
+    if value.lower() not in ("yes", "true", "t", "y", "1", "no", "false", "f", "n", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false (yes/no, 1/0), got {value!r}")
+    return value.lower() in ("yes", "true", "t", "y", "1")
 
-    from .arguments import CHECK_KEYS
 
-    class Parser(HfArgumentParser):
-        @staticmethod
-        def _parse_dataclass_field(parser, field):
-            meta = dict(field.metadata)
-            ours = {key: meta.pop(key) for key in CHECK_KEYS if key in meta}
-            if "bounds" in ours:
-                meta["help"] = f"{meta.get('help', '')} [{ours['bounds']}]".strip()
-            field = copy.copy(field)
-            field.metadata = types.MappingProxyType(meta)
-            HfArgumentParser._parse_dataclass_field(parser, field)
+def _parser(cls: type, prog: str) -> argparse.ArgumentParser:
+    """One option per field of `cls`, named as the README does (`--max-steps`), with the field's
+    help text, valid range and default; a bool option also takes true/false, and `--no-NAME`
+    when it defaults to true. An option not given is left out, so the dataclass default holds."""
+    from .methods.base import option_name, type_hints, unwrap_optional
 
-    parser = Parser(cls, prog=f"python -m d2l_utils {prog}",
-                    usage=f"python -m d2l_utils {prog} [options]   (--help lists them)")
-    for action in parser._actions:  # name options as the README does (--max-steps); the
-        dashed = [s for s in action.option_strings if "_" not in s]  # --max_steps spelling
-        if dashed:  # still parses, it is just not shown in --help and messages
-            action.option_strings[:] = dashed
+    parser = argparse.ArgumentParser(
+        prog=f"python -m d2l_utils {prog}", argument_default=argparse.SUPPRESS,
+        usage=f"python -m d2l_utils {prog} [options]   (--help lists them)",
+        description=cls.__doc__)
+    for f in dataclasses.fields(cls):
+        hint = unwrap_optional(type_hints(cls)[f.name])[0]
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        shown = "" if default in (None, dataclasses.MISSING) else f" (default: {default})"
+        bounds = f" [{f.metadata['bounds']}]" if "bounds" in f.metadata else ""
+        kwargs = {"help": (f.metadata.get("help", "") + bounds + shown).replace("%", "%%"),
+                  "required": default is dataclasses.MISSING, "type": hint,
+                  "choices": f.metadata.get("choices")}
+        if typing.get_origin(hint) is typing.Literal:
+            kwargs.update(type=str, choices=typing.get_args(hint))
+        elif hint is bool:
+            kwargs.update(type=_yes_no, nargs="?", const=True)
+        elif typing.get_origin(hint) is list:
+            kwargs.update(type=str, nargs="+")
+        parser.add_argument(option_name(f.name), dest=f.name, **kwargs)
+        if hint is bool and default is True:
+            parser.add_argument(option_name(f"no_{f.name}"), dest=f.name, action="store_false",
+                                help=f"the same as {option_name(f.name)} false")
     return parser
 
 
@@ -87,36 +98,40 @@ def _normal(option: str) -> str:
     return option.split("=", 1)[0].lstrip("-").replace("_", "-").lower()
 
 
-def suggestion(unknown: str, cls: type, parser) -> str | None:
+def _dashed(arg: str) -> str:
+    """`--max_steps=5` as `--max-steps=5`: the underscore spelling (transformers' scripts')
+    still parses, though --help and messages show the dashes."""
+    name, equals, value = arg.partition("=")
+    return name.replace("_", "-") + equals + value if arg.startswith("--") else arg
+
+
+def suggestion(unknown: str, cls: type) -> str | None:
     """The option meant by an unknown one: a name other tools use for it (`known_as`), or the
     closest spelling."""
-    import dataclasses
-
-    from .arguments import option_name
-
-    wanted = _normal(unknown)
-    for f in dataclasses.fields(cls):
+    wanted, fields = _normal(unknown), dataclasses.fields(cls)
+    for f in fields:
         if wanted in {_normal(name) for name in f.metadata.get("known_as", ())}:
-            return option_name(f.name)
-    options = {_normal(s): s for action in parser._actions for s in action.option_strings
-               if s.startswith("--")}
-    close = difflib.get_close_matches(wanted, list(options), n=1, cutoff=0.6)
+            return f"--{_normal(f.name)}"
+    names = [_normal(f.name) for f in fields] + [f"no-{_normal(f.name)}" for f in fields
+                                                 if f.default is True]
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
     return "--" + close[0] if close else None
 
 
 def parse(cls: type, argv: list[str], prog: str):
     """The dataclass of options from `argv`. argparse errors (an unknown option, with a
     suggestion; a value of the wrong type; a missing one) print the usage line and raise
-    SystemExit(2), as argparse does; a value out of range raises `OptionError`."""
-    parser = _parser(cls, prog)
-    _, remaining = parser.parse_known_args(argv)
+    SystemExit(2), as argparse does; a bad value raises `OptionError` (or another of
+    `usage_errors`) from the dataclass's own checks."""
+    parser, typed = _parser(cls, prog), {_dashed(arg): arg for arg in argv}
+    values, remaining = parser.parse_known_args([_dashed(arg) for arg in argv])
     if remaining:
+        remaining = [typed.get(arg, arg) for arg in remaining]  # as the user typed them
         first = next((a for a in remaining if a.startswith("-")), remaining[0])
-        hint = suggestion(first, cls, parser) if first.startswith("-") else None
+        hint = suggestion(first, cls) if first.startswith("-") else None
         parser.error(f"unrecognized arguments: {' '.join(remaining)}"
                      + (f" (did you mean {hint}?)" if hint else ""))
-    (options,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    return options
+    return cls(**vars(values))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,12 +142,12 @@ _RUNNING: dict[str, str] = {}  # output_dir and resume command of the run in pro
 
 def cmd_train(argv: list[str]) -> int:
     """Train one run and write OUTPUT_DIR/record.json."""
-    from .arguments import check_against_model
+    from .arguments import RunArguments, check_against_model
     from .training.checkpoints import resume_command
     from .training.record import command_line
     from .training.run import train
 
-    args = check_against_model(parse(_run_arguments(), argv, "train"))
+    args = check_against_model(parse(RunArguments, argv, "train"))
     _RUNNING.update(output_dir=args.output_dir, command=resume_command(command_line()))
     train(args)
     return 0
@@ -169,10 +184,10 @@ def cmd_export(argv: list[str]) -> int:
 
 def cmd_params(argv: list[str]) -> int:
     """Build the model (random weights: counts do not depend on them) and print its counts."""
-    from .arguments import check_against_model
+    from .arguments import RunArguments, check_against_model
     from .methods import parameter_counts
 
-    args = check_against_model(parse(_run_arguments(), argv, "params"))
+    args = check_against_model(parse(RunArguments, argv, "params"))
     print(json.dumps({"model": args.model, "task": args.task,
                       **args.method_config().to_dict(),
                       **parameter_counts(args.model, args.task_spec, args.method_config())}))
@@ -180,22 +195,11 @@ def cmd_params(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    """Time fixed padding, the HF Trainer and the library loop on one job; prints JSON last."""
-    from .bench import BenchArguments, BenchOptionError, run_bench
+    """Time one job four ways (fixed padding, HF Trainer +/- group_by_length, library loop)."""
+    from .bench import BenchArguments, run_bench
 
-    try:
-        args = parse(BenchArguments, argv, "bench")
-    except BenchOptionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    run_bench(args)
+    run_bench(parse(BenchArguments, argv, "bench"))
     return 0
-
-
-def _run_arguments() -> type:
-    from .arguments import RunArguments
-
-    return RunArguments
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {

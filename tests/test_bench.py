@@ -109,6 +109,43 @@ def test_options_and_peak_lookup(capsys):
     assert peak_flops(torch.device("cpu"), 100.0) == 100e12
 
 
+@pytest.mark.parametrize("options,message", [
+    ("--batch-size 0", "--batch-size must be at least 1, got 0"),
+    ("--max-seq-length 600", "--max-seq-length must be between 8 and 512, got 600"),
+    ("--steps 0", "--steps must be at least 1, got 0"),
+    ("--untimed-steps -1", "--untimed-steps must be at least 0, got -1"),
+    ("--threads -1", "--threads must be at least 1, got -1"),
+    ("--peak-tflops 0", "--peak-tflops must be greater than 0, got 0"),
+    ("--method full --backend peft", "--backend peft is not available for full"),
+    ("--method lora --backend adapters --target-modules dense",
+     "--target-modules ['dense'] not supported by the adapters backend"),
+])
+def test_a_bad_bench_option_is_one_line_before_data_and_model_load(capsys, monkeypatch,
+                                                                   options, message):
+    """Every bench option is checked as `train` checks it, and before anything loads."""
+    import d2l_utils.bench as bench_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data and model were loaded before the options were checked")
+
+    monkeypatch.setattr(bench_module, "prepare_run", must_not_load)
+    assert main(["bench", "--tiny", "--task", "sst2", *options.split()]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.strip().count("\n") == 0, err
+
+
+def test_bench_options_are_checked_from_python_too():
+    """With `train`'s own checks: the same error class (`OptionError`) and words."""
+    from d2l_utils.arguments import OptionError
+
+    with pytest.raises(OptionError, match=r"^--batch-size must be at least 1, got 0$"):
+        BenchArguments(task="sst2", tiny=True, batch_size=0)
+    with pytest.raises(OptionError, match=r"--batch-size must be an integer at least 1, got '8'"):
+        BenchArguments(task="sst2", tiny=True, batch_size="8")
+    with pytest.raises(OptionError, match=r"--data-dir and --tiny cannot be used together"):
+        BenchArguments(task="sst2", tiny=True, data_dir="glue")
+
+
 def test_untimed_steps_are_not_learning_rate_warmup():
     """The bench's untimed steps change what is timed, never the job's learning-rate schedule."""
     args = BenchArguments(task="sst2", tiny=True, untimed_steps=7, steps=5)

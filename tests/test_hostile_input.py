@@ -73,6 +73,13 @@ def train(capsys, output_dir, *extra: str, task: str = "sst2") -> tuple[int, str
     (["--data-dir", "glue"], "--data-dir and --tiny cannot be used together"),
     (["--resume", "--overwrite"], "--resume and --overwrite cannot be used together"),
     (["--trainer", "fastnlp", "--task", "stsb"], "--trainer fastnlp reports accuracy"),
+    (["--method", "full", "--backend", "peft"], "--backend peft is not available for full"),
+    (["--method", "lora", "--backend", "adapters", "--target-modules", "dense"],
+     "--target-modules ['dense'] not supported by the adapters backend"),
+    (["--method", "lora", "--backend", "adapters", "--pooler", "train"],
+     "--pooler: the adapters backend's head reads the [CLS] vector"),
+    (["--method", "ptuning-v2", "--model", "distilbert-base-uncased", "--random-init"],
+     "--method ptuning-v2 with peft needs attention that accepts past key/values"),
 ])
 def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, capsys, options, message):
     code, _, err = train(capsys, tmp_path / "run", *options)
@@ -103,7 +110,10 @@ def test_argparse_errors_print_the_usage_line_and_exit_2(tmp_path, capsys, optio
 
 def test_every_numeric_option_has_a_range_shown_in_help(capsys):
     """The checks come from the fields' metadata: a new numeric option cannot lack one."""
-    for cls in (RunArguments, EvaluateArguments):
+    from d2l_utils.arguments import PredictArguments
+    from d2l_utils.bench import BenchArguments
+
+    for cls in (RunArguments, EvaluateArguments, PredictArguments, BenchArguments):
         for f in dataclasses.fields(cls):
             if any(t in str(f.type) for t in ("int", "float")):
                 assert "bounds" in f.metadata, f"{cls.__name__}.{f.name} has no range"
@@ -111,6 +121,26 @@ def test_every_numeric_option_has_a_range_shown_in_help(capsys):
         main(["train", "--help"])
     assert info.value.code == 0
     assert "stop after this many optimizer steps [at least 1]" in capsys.readouterr().out
+
+
+def test_option_spellings_parse_as_before(capsys):
+    """`--max_steps` (transformers' spelling), `--no-progress`, `--tiny false`, `--tiny` alone:
+    the forms the options took with HfArgumentParser, from a plain argparse parser."""
+    from d2l_utils.cli import parse
+
+    args = parse(RunArguments, ["--task=sst2", "--max_steps", "5", "--no-progress", "--tiny",
+                                "--group-by-length", "false", "--batch_size=4", "--max-st",
+                                "6", "--target-modules", "query", "key"], "train")
+    assert (args.max_steps, args.progress, args.tiny, args.group_by_length) == (6, False, True,
+                                                                                 False)
+    assert (args.batch_size, args.target_modules) == (4, ["query", "key"])
+    assert args.r == 8 and args.output_dir is None  # the dataclass defaults
+    with pytest.raises(SystemExit):
+        parse(RunArguments, ["--help"], "train")
+    out = capsys.readouterr().out
+    assert "--max-steps MAX_STEPS" in out and "--max_steps" not in out
+    assert "--no-progress" in out and "the same as --progress false" in out
+    assert "lora: rank [at least 1] (default: 8)" in out and "(default: None)" not in out
 
 
 def test_options_are_checked_from_python_too():

@@ -77,6 +77,37 @@ def test_invalid_method_options_exit_2_with_a_message(capsys, options, message):
     assert message in capsys.readouterr().err
 
 
+def test_method_options_are_defined_once_by_the_method_configs():
+    """`RunArguments` and `bench` take each method option's default, help and range from the
+    method's config; `method_config` checks them with the same words."""
+    import dataclasses
+
+    from d2l_utils.arguments import RunArguments
+    from d2l_utils.bench import BenchArguments
+    from d2l_utils.methods import METHODS, MethodError, method_config
+
+    run = {f.name: f for f in dataclasses.fields(RunArguments)}
+    bench = {f.name: f for f in dataclasses.fields(BenchArguments)}
+    checked = set()
+    for cls in METHODS.values():
+        for f in dataclasses.fields(cls):
+            if f.name in run and f.name != "backend":
+                for copy in (run[f.name], bench.get(f.name, run[f.name])):
+                    assert copy.metadata == f.metadata, f.name
+                    assert copy.default == f.default, f.name
+                checked.add(f.name)
+    assert checked == {"head", "pooler", "trainable_layers", "r", "alpha", "dropout",
+                       "target_modules", "prefix_length", "num_virtual_tokens"}
+    assert RunArguments(task="sst2").target_modules == ["query", "value"]
+    for name, options, message in [
+            ("lora", {"dropout": 1.0}, "--dropout must be at least 0 and less than 1, got 1"),
+            ("lora", {"target_modules": []}, "--target-modules: needs at least one value"),
+            ("freeze", {"trainable_layers": -1}, "--trainable-layers must be at least 0"),
+            ("prompt-tuning", {"num_virtual_tokens": 0}, "--num-virtual-tokens must be at least")]:
+        with pytest.raises(MethodError, match=message):
+            method_config(name, **options)
+
+
 @pytest.mark.parametrize("options", ["--task nope", "--task cola --method nope",
                                      "--task cola --head sideways"])
 def test_unknown_choices_exit_2_listing_valid_ones(capsys, options):

@@ -332,7 +332,7 @@ def grid_table(lines: list[dict]) -> str:
     old = any("grouped50" in by for by in cells.values())
     out = ["| task | method | metric | grouped (default) | random | grouped − random | "
            "within 1 sd |" + (" mega 50 (old) | mega 50 − random |" if old else "")
-           + " seeds | train s grouped / random |",
+           + " seeds | train examples/s grouped / random |",
            "|---|---|---|---:|---:|---:|:---:|" + ("---:|---:|" if old else "") + "---|---:|"]
 
     def stats(runs: list[dict]) -> tuple[float, float]:
@@ -345,7 +345,8 @@ def grid_table(lines: list[dict]) -> str:
         (gm, gs), (rm, rs) = stats(by["grouped"]), stats(by["random"])
         ok = "yes" if abs(gm - rm) <= max(gs, rs) else "**no**"
         seeds = sorted({r["seed"] for r in by["grouped"]} & {r["seed"] for r in by["random"]})
-        times = [statistics.fmean(r["train_time_s"] for r in by[b]) for b in ("grouped", "random")]
+        rates = [statistics.fmean(r["examples_per_s"] for r in by[b])
+                 for b in ("grouped", "random")]
         row = (f"| {task} | {method} | {by['grouped'][0]['metric']} | {gm:.3f} ± {gs:.3f} | "
                f"{rm:.3f} ± {rs:.3f} | {gm - rm:+.3f} | {ok} |")
         if old:
@@ -354,7 +355,8 @@ def grid_table(lines: list[dict]) -> str:
                 row += f" {om:.3f} ± {osd:.3f} (n={len(by['grouped50'])}) | {om - rm:+.3f} |"
             else:
                 row += " – | – |"
-        out.append(row + f" {','.join(map(str, seeds))} | {times[0]:.0f} / {times[1]:.0f} |")
+        out.append(row + f" {','.join(map(str, seeds))} | {rates[0]:.1f} / {rates[1]:.1f} "
+                   f"({rates[0] / rates[1]:.2f}x) |")
     return "\n".join(out)
 
 

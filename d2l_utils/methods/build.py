@@ -20,7 +20,11 @@ NO_PAST_KEY_VALUES = ("distilbert",)
 def check_trainable(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> None:
     """Fail before training when `config` can be built (and counted) on `backbone` but its
     forward pass cannot run there."""
-    model_type = load_config(backbone, task).model_type
+    check_model_type(load_config(backbone, task).model_type, config)
+
+
+def check_model_type(model_type: str | None, config: MethodConfig) -> None:
+    """`check_trainable` from the backbone config's `model_type` alone (no weights needed)."""
     if (config.backend == "peft" and config.name in PAST_KEY_VALUE_METHODS
             and model_type in NO_PAST_KEY_VALUES):
         raise MethodError(

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from .base import MethodConfig, MethodError, freeze_all, register
+from .base import AT_LEAST_0, MethodConfig, MethodError, freeze_all, option, register
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -29,12 +29,7 @@ class FreezeConfig(MethodConfig):
 
     name: ClassVar[str] = "freeze"
     default_lr: ClassVar[float] = 1e-4
-    trainable_layers: int = 1
-
-    def validate(self) -> None:
-        super().validate()
-        if self.trainable_layers < 0:
-            raise MethodError(f"--trainable-layers must be >= 0, got {self.trainable_layers}")
+    trainable_layers: int = option(1, "freeze: encoder layers left trainable", bounds=AT_LEAST_0)
 
     def apply(self, model: nn.Module) -> nn.Module:
         layers = encoder_layers(model)

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from .base import MethodConfig, MethodError, register, train_adapter
+from .base import AT_LEAST_1, Bounds, MethodConfig, MethodError, option, register, train_adapter
 
 # the adapters library names the attention matrices by one letter
 ADAPTERS_MATRICES = {"query": "q", "key": "k", "value": "v"}
@@ -23,19 +23,17 @@ class LoraConfig(MethodConfig):
     name: ClassVar[str] = "lora"
     default_lr: ClassVar[float] = 4e-4
     backends: ClassVar[tuple[str, ...]] = ("peft", "adapters")
-    positive_options: ClassVar[tuple[str, ...]] = ("r", "alpha")
     backend: str = "peft"  # type: ignore[assignment]
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("query", "value")
+    r: int = option(8, "lora: rank", bounds=AT_LEAST_1, known_as=("lora_r", "rank"))
+    alpha: int = option(16, "lora: scaling alpha (scale = alpha / r)", bounds=AT_LEAST_1,
+                        known_as=("lora_alpha",))
+    dropout: float = option(0.1, "lora: dropout on the LoRA input",
+                            bounds=Bounds(0, 1, open_high=True), known_as=("lora_dropout",))
+    target_modules: list[str] = option(["query", "value"],
+                                       "lora: projections that get LoRA matrices", nonempty=True)
 
     def validate(self) -> None:
         super().validate()
-        if not 0 <= self.dropout < 1:
-            raise MethodError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not self.target_modules:
-            raise MethodError("--target-modules needs at least one module name")
         if self.backend == "adapters":
             unknown = set(self.target_modules) - set(ADAPTERS_MATRICES)
             if unknown:

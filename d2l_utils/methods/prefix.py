@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from .base import MethodConfig, prompt_shape, register, train_adapter
+from .base import AT_LEAST_1, MethodConfig, option, prompt_shape, register, train_adapter
 
 
 @register
@@ -20,9 +20,8 @@ class PrefixConfig(MethodConfig):
     name: ClassVar[str] = "prefix"
     default_lr: ClassVar[float] = 1e-4  # the MNLI seed's; 5e-4 collapsed on SST-2 (MiniLM)
     backends: ClassVar[tuple[str, ...]] = ("adapters", "peft")
-    positive_options: ClassVar[tuple[str, ...]] = ("prefix_length",)
     backend: str = "adapters"  # type: ignore[assignment]
-    prefix_length: int = 30
+    prefix_length: int = option(30, "prefix: number of prefix vectors", bounds=AT_LEAST_1)
     bottleneck_size: int = 512
 
     def apply(self, model: nn.Module) -> nn.Module:

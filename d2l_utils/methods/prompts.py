@@ -8,19 +8,25 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from .base import MethodConfig, prompt_shape, register
+from .base import AT_LEAST_1, MethodConfig, option, prompt_shape, register
+
+
+@dataclass
+class _PromptConfig(MethodConfig):
+    """What both prompt methods share: peft, and the number of virtual tokens."""
+
+    backends: ClassVar[tuple[str, ...]] = ("peft",)
+    num_virtual_tokens: int = option(20, "ptuning-v2 / prompt-tuning: prompt length",
+                                     bounds=AT_LEAST_1)
 
 
 @register
 @dataclass
-class PTuningV2Config(MethodConfig):
+class PTuningV2Config(_PromptConfig):
     """P-Tuning v2: trainable key/value prompts at every layer, no reparametrization."""
 
     name: ClassVar[str] = "ptuning-v2"
     default_lr: ClassVar[float] = 5e-3
-    backends: ClassVar[tuple[str, ...]] = ("peft",)
-    positive_options: ClassVar[tuple[str, ...]] = ("num_virtual_tokens",)
-    num_virtual_tokens: int = 20
 
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import PrefixTuningConfig, TaskType, get_peft_model
@@ -32,14 +38,11 @@ class PTuningV2Config(MethodConfig):
 
 @register
 @dataclass
-class PromptTuningConfig(MethodConfig):
+class PromptTuningConfig(_PromptConfig):
     """Prompt tuning: a shallow soft prompt prepended to the input embeddings only."""
 
     name: ClassVar[str] = "prompt-tuning"
     default_lr: ClassVar[float] = 1e-2
-    backends: ClassVar[tuple[str, ...]] = ("peft",)
-    positive_options: ClassVar[tuple[str, ...]] = ("num_virtual_tokens",)
-    num_virtual_tokens: int = 20
 
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import PromptTuningConfig as PeftPromptTuning

@@ -6,31 +6,34 @@ import json
 import pytest
 
 from d2l_utils.cli import main
+from d2l_utils.pages.references import COURSE_TRAINABLE as COURSE
 
+# The course notebooks' counts (one table, `COURSE_TRAINABLE`) and what else the library counts
 SEED_COUNTS = [
     # (command-line options, expected values)
     ("--model bert-base-uncased --task mnli --method freeze --trainable-layers 1",
-     {"trainable": 7_680_771, "head_params": 2_307 + 590_592, "method_params": 7_087_872}),
+     {"trainable": COURSE[3]["freeze"], "head_params": 2_307 + 590_592,
+      "method_params": 7_087_872}),
     ("--model bert-base-uncased --task mnli --method lora --backend adapters --r 8 --alpha 16",
-     {"trainable": 887_811, "method_params": 294_912, "head_params": 592_899}),
+     {"trainable": COURSE[3]["lora"], "method_params": 294_912, "head_params": 592_899}),
     ("--model bert-base-uncased --task mnli --method prefix --backend adapters "
      "--prefix-length 30",
-     {"trainable": 10_465_283, "method_params": 9_872_384, "head_params": 592_899}),
+     {"trainable": COURSE[3]["prefix"], "method_params": 9_872_384, "head_params": 592_899}),
     ("--model roberta-base --task cola --method full",
-     {"trainable": 124_647_170, "total": 124_647_170}),
+     {"trainable": COURSE[5]["full"], "total": COURSE[5]["full"]}),
     ("--model roberta-base --task cola --method bitfit",
-     {"trainable": 102_914, "head_params": 770}),
+     {"trainable": COURSE[5]["bitfit"], "head_params": 770}),
     ("--model roberta-base --task cola --method lora --backend peft --r 2",
-     {"method_params": 73_728, "total": 124_720_898}),
+     {"method_params": COURSE[5]["lora r=2"], "total": 124_720_898}),
     ("--model roberta-base --task cola --method lora --backend peft --r 8",
-     {"method_params": 294_912, "total": 124_942_082}),
+     {"method_params": COURSE[5]["lora r=8"], "total": 124_942_082}),
     ("--model roberta-base --task cola --method lora --backend peft --r 64",
-     {"method_params": 2_359_296, "total": 127_006_466}),
+     {"method_params": COURSE[5]["lora r=64"], "total": 127_006_466}),
     ("--model roberta-base --task cola --method lora --backend peft --r 256",
-     {"method_params": 9_437_184, "total": 134_084_354}),
+     {"method_params": COURSE[5]["lora r=256"], "total": 134_084_354}),
     # the seed left the head frozen: --head frozen reproduces its trainable count exactly
     ("--model roberta-base --task stsb --method lora --r 8 --head frozen",
-     {"trainable": 294_912, "head_params": 0}),
+     {"trainable": COURSE[5]["lora r=8"], "head_params": 0}),
 ]
 
 

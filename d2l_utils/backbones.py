@@ -167,13 +167,9 @@ def from_source(loader, source: str, **kwargs):
 
 def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
     """The backbone's config with the task's labels set (regression when the task has none)."""
-    labels = {}
-    if task.is_regression:
-        labels = {"num_labels": 1, "problem_type": "regression"}
-    else:
-        labels = {"num_labels": task.num_labels,
-                  "id2label": dict(enumerate(task.label_names)),
-                  "label2id": {name: i for i, name in enumerate(task.label_names)}}
+    labels = ({"num_labels": 1, "problem_type": "regression"} if task.is_regression else
+              {"num_labels": task.num_labels, "id2label": dict(enumerate(task.label_names)),
+               "label2id": {name: i for i, name in enumerate(task.label_names)}})
     if backbone.config_source.endswith(".json"):
         values = json.loads(Path(backbone.config_source).read_text())
         model_type = values.pop("model_type")

@@ -249,11 +249,6 @@ def data_fingerprint(task: TaskSpec, data: DatasetDict, data_dir: str | os.PathL
     return out
 
 
-def load_fixtures(task: TaskSpec) -> DatasetDict:
-    """The tiny hand-written examples shipped with the library, read through the file reader."""
-    return load_glue_dir(task, FIXTURES_DIR)
-
-
 # ---------------------------------------------------------------------------------------------
 # Hub
 
@@ -300,8 +295,6 @@ def subsample(ds: Dataset, max_samples: int | None, seed: int) -> Dataset:
     """A seeded random subset of at most `max_samples` examples (all when None)."""
     if max_samples is None or max_samples >= len(ds):
         return ds
-    if max_samples <= 0:
-        raise DataError(f"max samples must be positive, got {max_samples}")
     return ds.shuffle(seed=seed).select(range(max_samples))
 
 
@@ -327,12 +320,9 @@ def load_task_data(task: TaskSpec, data_dir: str | os.PathLike | None = None,
                    max_eval_samples: int | None = None, seed: int = 42) -> DatasetDict:
     """Train and evaluation splits of `task` from the fixtures (`tiny`), `data_dir` or the hub;
     evaluation splits too small for the task's metrics are refused."""
-    if tiny:
-        data = load_fixtures(task)
-    elif data_dir is not None:
-        data = load_glue_dir(task, data_dir)
-    else:
-        data = load_hub(task)
+    # the fixtures are files in the GLUE layout, read by the same code as real files
+    data = load_hub(task) if not tiny and data_dir is None else load_glue_dir(
+        task, FIXTURES_DIR if tiny else data_dir)
     data = DatasetDict({
         split: subsample(ds, max_train_samples if split == "train" else max_eval_samples, seed)
         for split, ds in data.items()

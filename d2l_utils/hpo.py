@@ -84,9 +84,7 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "num_train_epochs", "warmup_ratio"):
-            if getattr(self, name) is None:
-                continue
-            low, high = getattr(self, name)
+            low, high = getattr(self, name) or (0, 0)
             if not low <= high:
                 raise ValueError(f"search space {name}: low {low} is above high {high}")
         if self.learning_rate[0] <= 0:
@@ -116,16 +114,13 @@ class SearchSpace:
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         """True when every value in `params` lies in this space."""
-        for name, value in params.items():
+        def inside(name: str, value: Any) -> bool:
             bounds = getattr(self, name, None)
-            if bounds is None:
-                return False
-            if name == "per_device_train_batch_size":
-                if value not in bounds:
-                    return False
-            elif not bounds[0] <= value <= bounds[1]:
-                return False
-        return True
+            if bounds is None or name == "per_device_train_batch_size":
+                return value in (bounds or ())
+            return bounds[0] <= value <= bounds[1]
+
+        return all(inside(name, value) for name, value in params.items())
 
     def table(self) -> pd.DataFrame:
         """The space as a table: parameter, run option, values, how they are sampled."""
@@ -207,16 +202,13 @@ class SearchResult:
                  "best": "*" if t.number == best else ""} for t in self.trials]
         return pd.DataFrame(rows).set_index("trial")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON (`path` a file or a folder, which gets `search.json`)."""
         path = Path(path)
         if path.is_dir() or not path.suffix:
             path = path / SEARCH_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
 
     @classmethod

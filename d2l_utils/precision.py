@@ -104,15 +104,13 @@ def fastnlp_precision(choice: str = "auto") -> tuple[bool, str]:
     the other methods, and for an explicit `bf16`, which is first checked like everywhere else),
     unless fp32 (`no`) was asked for. Without a GPU: fp32.
     """
-    resolved = resolve_precision(choice)
-    if resolved != "no" and _gpu() is None:
-        raise PrecisionError(
-            "fastNLP 1.0.1 knows fp16 only, and fp16 needs a GPU: use --mixed-precision auto or "
-            "no (fp32) on CPU")
+    resolved, gpu = resolve_precision(choice), _gpu()
+    if gpu is None:
+        if resolved != "no":
+            raise PrecisionError("fastNLP 1.0.1 knows fp16 only, and fp16 needs a GPU: use "
+                                 "--mixed-precision auto or no (fp32) on CPU")
+        return False, "fp32 on CPU"
     if resolved == "no":
-        gpu = _gpu()
-        return False, "fp32 on CPU" if gpu is None else f"fp32 as requested on {_describe(gpu)}"
-    where = _describe(_gpu())
-    if resolved == "bf16":
-        return True, f"fastNLP 1.0.1 supports fp16 only: fp16 instead of bf16 on {where}"
-    return True, f"fastNLP 1.0.1 supports fp16 only: fp16 on {where}"
+        return False, f"fp32 as requested on {_describe(gpu)}"
+    instead = " instead of bf16" if resolved == "bf16" else ""
+    return True, f"fastNLP 1.0.1 supports fp16 only: fp16{instead} on {_describe(gpu)}"

@@ -34,10 +34,6 @@ def signal_of(err: BaseException) -> int:
     return getattr(err, "signum", signal.SIGINT)
 
 
-def signal_name(signum: int) -> str:
-    return signal.Signals(signum).name
-
-
 def exit_status(signum: int) -> int:
     """128 + the signal number: what a shell reports for a process the signal stopped."""
     return 128 + signum
@@ -45,7 +41,7 @@ def exit_status(signum: int) -> int:
 
 def by_signal(signum: int) -> str:
     """' by SIGTERM' for a signal other than Ctrl-C, '' for Ctrl-C (the usual case)."""
-    return "" if signum == signal.SIGINT else f" by {signal_name(signum)}"
+    return "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
 
 
 def install(handler: Callable) -> dict[int, object]:

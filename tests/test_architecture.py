@@ -145,3 +145,14 @@ def test_the_windows_check_finds_a_posix_import(tmp_path):
     planted = tmp_path / "m.py"
     planted.write_text("import os\nimport fcntl\n\ndef f():\n    import resource\n")
     assert module_level_imports(planted) & POSIX_ONLY == {"fcntl"}
+
+
+def test_no_private_state_of_accelerate():
+    """accelerate's private state (`AcceleratorState._shared_state`, `_reset_state()`) changes
+    between versions without notice: the package uses its public API only."""
+    import re
+
+    private = re.compile(r"\b(AcceleratorState|PartialState|GradientState)(\(\))?\._")
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if private.search(p.read_text())]
+    assert offenders == []

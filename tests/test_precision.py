@@ -137,3 +137,59 @@ def test_fastnlp_notes(machine):
     machine(T4)
     with pytest.raises(PrecisionError):
         fastnlp_precision("bf16")  # checked like everywhere else, not quietly turned into fp16
+
+
+def test_the_loops_fp16_scales_gradients_and_checkpoints_the_scaler(tmp_path, monkeypatch):
+    """The loop's own fp16 (autocast and a gradient scaler; on the CPU here, a GPU for real):
+    finite losses, the scaler's state in every checkpoint, and the model's own forward back after
+    the run (the autocast wraps it only while the loop trains)."""
+    import math
+
+    from d2l_utils.arguments import RunArguments
+    from d2l_utils.training import loop, prepare_run
+    from d2l_utils.training.checkpoints import latest_checkpoint
+
+    monkeypatch.setattr(loop, "resolve_precision", lambda choice: "fp16")
+    run = prepare_run(RunArguments(task="sst2", method="lora", tiny=True, max_steps=4,
+                                   save_every_steps=2, log_every=1, progress=False,
+                                   output_dir=str(tmp_path)))
+    result = loop.train_with_loop(run)
+    assert result.mixed_precision == "fp16"
+    assert all(math.isfinite(loss) for _, loss in result.loss_log)
+    assert (latest_checkpoint(tmp_path) / "scaler.pt").is_file()
+    assert "forward" not in vars(run.model)
+
+
+LOOP_RUNS = """
+import json, sys, tempfile
+import d2l_utils.precision
+from d2l_utils.arguments import RunArguments
+from d2l_utils.training import train
+
+d2l_utils.precision.cpu_has_native_bf16 = lambda: True
+if sys.argv[1] != "fresh":
+    from accelerate import Accelerator
+
+    Accelerator(mixed_precision=sys.argv[1])  # as an earlier Trainer run leaves it
+print(json.dumps([train(RunArguments(
+    task="sst2", tiny=True, method="lora", seed=3, max_steps=3, log_every=1, progress=False,
+    save_model=False, mixed_precision=p, output_dir=tempfile.mkdtemp()), verbose=False)["loss_log"]
+    for p in ("no", "bf16", "no")]))
+"""
+
+
+def test_the_loops_precision_does_not_depend_on_accelerates_process_state():
+    """accelerate fixes one mixed precision per process (an earlier Trainer or loop run sets
+    it); the loop's own autocast does not depend on it: fp32, bf16 and fp32 again in one process
+    where accelerate was set to bf16 give the losses of a fresh process, and bf16 differs."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    fresh, after_bf16 = [json.loads(subprocess.run(
+        [sys.executable, "-c", LOOP_RUNS, state], capture_output=True, text=True, env=env,
+        check=True, timeout=300).stdout.strip().splitlines()[-1]) for state in ("fresh", "bf16")]
+    assert after_bf16 == fresh
+    assert fresh[0] == fresh[2] != fresh[1]

@@ -230,5 +230,6 @@ def test_table_shows_the_task_columns_beside_the_predictions(sst2_run, stsb_run)
     assert set(table["prediction"]) <= {"negative", "positive"}
     assert table["probability"].between(0.5, 1.0).all()  # the chosen label's probability
     pairs = Predictor.from_run(stsb_run).table([("A man sings.", "A man is singing.")])
-    assert list(pairs.columns) == ["sentence1", "sentence2", "prediction"]  # a score, no probability
+    # a score, no probability
+    assert list(pairs.columns) == ["sentence1", "sentence2", "prediction"]
     float(pairs["prediction"][0])

@@ -138,3 +138,36 @@ def test_same_command_same_record_metrics(tmp_path):
         runs.append(json.loads((tmp_path / name / "record.json").read_text()))
     assert runs[0]["metrics"] == runs[1]["metrics"]
     assert runs[0]["loss_log"] == runs[1]["loss_log"]
+
+
+@pytest.mark.parametrize("change, same_run", [
+    ({"progress": False}, True), ({"output_dir": "moved"}, True),
+    ({"keep_checkpoints": 5}, True), ({"lr": 0.5}, False), ({"seed": 7}, False),
+])
+def test_resume_and_rerun_agree_on_what_is_the_same_run(tmp_path, change, same_run):
+    """One set of options that do not change what a run computes: a checkpoint resumes under
+    exactly the changes that let a rerun replace the finished run (a moved folder used to be
+    refused on resume and accepted on rerun)."""
+    from dataclasses import asdict, replace
+
+    from d2l_utils.arguments import RunArguments
+    from d2l_utils.training.checkpoints import ResumeError, check_resumable
+    from d2l_utils.training.prepare import RunFolderError, check_run_folder
+
+    saved = RunArguments(task="sst2", tiny=True, output_dir=str(tmp_path / "run")).resolved()
+    current = replace(saved, **change)
+    checkpoint, finished = tmp_path / "checkpoint", tmp_path / "finished"
+    checkpoint.mkdir()
+    finished.mkdir()
+    (checkpoint / "run_args.json").write_text(json.dumps(asdict(saved)))
+    (finished / "record.json").write_text(json.dumps({"args": asdict(saved)}))
+    verdicts = []
+    for check, error in [(lambda: check_resumable(checkpoint, asdict(current)), ResumeError),
+                         (lambda: check_run_folder(finished, current, say=str), RunFolderError)]:
+        try:
+            check()
+            verdicts.append(True)
+        except error as err:
+            assert "--" + next(iter(change)).replace("_", "-") in str(err)
+            verdicts.append(False)
+    assert verdicts == [same_run, same_run]

@@ -92,20 +92,6 @@ def test_every_trainer_keeps_predictions_that_pair_up(tmp_path, task, trainers):
     assert len(set(map(tuple, (r["predictions"]["validation"]["labels"] for r in records)))) == 1
 
 
-def test_predictions_that_do_not_line_up_are_not_kept():
-    from datasets import Dataset
-
-    from d2l_utils.tasks import get_task
-    from d2l_utils.training.evaluate import in_length_order
-
-    split = Dataset.from_dict({"labels": [0, 1, 1], "length": [3, 5, 4]})  # longest: 1, 2, 0
-    task = get_task("sst2")
-    assert in_length_order(task, split, [1, 0, 0], [1, 1, 0]) == {
-        "predictions": [1, 0, 0], "labels": [1, 1, 0]}
-    assert in_length_order(task, split, [0, 1, 1], [0, 1, 1]) is None  # row order: refused
-    assert in_length_order(task, split, [1, 1], [1, 1]) is None
-
-
 def test_same_seed_same_metrics(tmp_path):
     a = tiny_run(tmp_path / "a", method="lora", seed=3)
     b = tiny_run(tmp_path / "b", method="lora", seed=3)
@@ -176,14 +162,39 @@ def test_bf16_on_a_cpu_trains_under_autocast(tmp_path, monkeypatch):
     assert all(math.isfinite(loss) for _, loss in bf16["loss_log"])
 
 
-@pytest.mark.parametrize("trainer", ["loop", "hf"])
-def test_eval_every_steps_means_the_same_under_the_loop_and_the_trainer(tmp_path, trainer):
-    """Evaluations every N steps land in eval_log, the end of every epoch in history, under
-    both trainers (the Trainer used to ignore the option and evaluate per epoch only)."""
+@pytest.mark.parametrize("trainer", ["loop", "hf", "fastnlp"])
+def test_eval_every_steps_means_the_same_under_every_trainer(tmp_path, trainer):
+    """Evaluations every N steps land in eval_log, the end of every epoch in history with that
+    epoch's mean training loss, under all three trainers (the Trainer used to ignore the option
+    and evaluate per epoch only)."""
+    if trainer == "fastnlp":
+        pytest.importorskip("fastNLP")
     record = tiny_run(tmp_path, task="sst2", method="full", trainer=trainer, epochs=2,
-                      batch_size=8, eval_every_steps=2)
+                      batch_size=8, eval_every_steps=2, save_model=False)
     steps_per_epoch = record["steps"] / 2
     assert [h["step"] for h in record["history"]] == [steps_per_epoch, record["steps"]]
+    assert all(h["train_loss"] > 0 for h in record["history"])
     mid = [e["step"] for e in record["eval_log"]]
-    assert mid and all(step % 2 == 0 and step % steps_per_epoch for step in mid), mid
+    assert mid == [s for s in range(2, record["steps"], 2) if s % steps_per_epoch], mid
     assert all("accuracy" in e["validation"] for e in record["eval_log"])
+
+
+@pytest.mark.parametrize("trainer, options, message", [
+    ("fastnlp", {"save_every_steps": 2}, "writes no checkpoints"),
+    ("fastnlp", {"resume": True}, "writes no checkpoints"),
+    ("fastnlp", {"epochs": 1.5}, "whole epochs"),
+    ("fastnlp", {"mixed_precision": "bf16"}, "fp16"),
+    ("loop", {"train_batches_per_epoch": 2}, "is for --trainer fastnlp"),
+    ("hf", {"train_batches_per_epoch": 2}, "is for --trainer fastnlp"),
+])
+def test_an_option_a_trainer_cannot_honour_is_refused_before_loading(
+        tmp_path, capsys, monkeypatch, trainer, options, message):
+    """One line, exit code 2, and nothing loaded: the trainer would otherwise ignore it."""
+    monkeypatch.setattr("d2l_utils.precision.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("d2l_utils.training.run.prepare_run", lambda args: pytest.fail("loaded"))
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}")
+             for k, v in options.items()]
+    assert main(["train", "--tiny", "--task", "sst2", "--trainer", trainer,
+                 "--output-dir", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err

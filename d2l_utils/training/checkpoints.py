@@ -28,6 +28,7 @@ import torch.nn as nn
 from .saving import (
     SavedRunError,
     WriteError,
+    first_line,
     free_space,
     load_run_args,
     read_tensors,
@@ -172,7 +173,7 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, model: nn.Module,
         save_trainable(model, tmp, run_args, include_frozen=include_frozen)
         _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
         _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
-        if scaler is not None:
+        if scaler is not None and scaler.state_dict():  # fp16's gradient scaler
             _torch_save(scaler.state_dict(), tmp / "scaler.pt")
         tensors, plain = rng_state()
         save_tensors(tensors, tmp / "rng.safetensors")
@@ -244,8 +245,8 @@ def _read_torch(path: Path) -> Any:
     try:
         return torch.load(path, weights_only=True)
     except Exception as err:  # a truncated zip, an unpickling error: all mean a damaged file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise SavedRunError(f"{path}: cannot be read ({type(err).__name__}: {first})") from None
+        raise SavedRunError(f"{path}: cannot be read ({type(err).__name__}: "
+                            f"{first_line(err)})") from None
 
 
 def _read_json(path: Path) -> Any:
@@ -284,21 +285,24 @@ def apply_checkpoint(contents: CheckpointContents, model: nn.Module, optimizer, 
     return contents.state
 
 
-# options that may change between a run and its resumption
-RESUME_FREE = {"resume", "overwrite", "progress", "save_every_steps", "keep_checkpoints",
-               "allow_data_change"}
+# The options that do not change what a run computes (where it writes, how it reports and
+# checkpoints): the one set both checks use, a resume (`check_resumable`) and a rerun in a folder
+# that holds a finished run (`prepare.check_run_folder`).
+SAME_RUN_FREE = frozenset({"output_dir", "resume", "overwrite", "progress", "save_every_steps",
+                           "keep_checkpoints", "allow_data_change"})
 
 
 class ResumeError(ValueError):
     """A checkpoint that does not belong to this command, or none that can be read."""
 
 
-def changed_options(saved: dict[str, Any], current: dict[str, Any],
-                    free: set[str] = RESUME_FREE) -> dict[str, tuple[Any, Any]]:
-    """{option: (saved value, current value)} for the options that differ. An option the
-    saved run did not have yet (an older version of the library) is not a difference."""
+def changed_options(saved: dict[str, Any], current: dict[str, Any]
+                    ) -> dict[str, tuple[Any, Any]]:
+    """{option: (saved value, current value)} for the options that make another run (not in
+    `SAME_RUN_FREE`). An option the saved run did not have yet (an older version of the
+    library) is not a difference."""
     return {k: (saved[k], v) for k, v in current.items()
-            if k not in free and k in saved and saved[k] != v}
+            if k not in SAME_RUN_FREE and k in saved and saved[k] != v}
 
 
 def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:

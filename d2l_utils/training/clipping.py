@@ -20,6 +20,8 @@ global norm and cannot do per-group clipping without a subclass, and neither can
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 import torch.nn as nn
 
@@ -36,11 +38,11 @@ def clip_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 
 def clip_by_group_(groups: dict[str, list[nn.Parameter]], max_norm: float,
-                   accelerator=None) -> dict[str, torch.Tensor]:
+                   unscale: Callable[[], Any] | None = None) -> dict[str, torch.Tensor]:
     """Clip each group's gradients to total norm `max_norm`, independently; returns each
-    group's norm before clipping. With an `accelerator`, fp16 gradients are unscaled first
-    (once: unscaling twice is an error)."""
-    if accelerator is not None:
-        accelerator.unscale_gradients()
+    group's norm before clipping. `unscale` runs first (fp16: the gradient scaler's
+    `unscale_`, which must run once per step)."""
+    if unscale is not None:
+        unscale()
     return {name: torch.nn.utils.clip_grad_norm_(params, max_norm)
             for name, params in groups.items()}

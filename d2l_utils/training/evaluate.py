@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -19,29 +19,9 @@ from ..backbones import load_config, load_tokenizer, resolve_backbone
 from ..data import load_task_data
 from ..methods import MethodError, build_model
 from ..metrics import compute_metrics, format_metrics, predictions_from_logits
-from ..preprocessing import eval_dataloader, length_order, make_collator, tokenize_splits
+from ..preprocessing import eval_dataloader, make_collator, tokenize_splits
 from ..tasks import TaskError, TaskSpec, get_task
 from .saving import RUN_FILE, SavedRunError, load_run_args, load_trainable
-
-
-def kept_predictions(task: TaskSpec, predictions: Sequence, labels: Sequence
-                     ) -> dict[str, list]:
-    """Per-example predictions and labels as a record keeps them (`record["predictions"]`),
-    compactly: class ids, or scores to 4 decimals."""
-    value = (lambda x: round(float(x), 4)) if task.is_regression else int
-    return {"predictions": [value(p) for p in predictions], "labels": [value(y) for y in labels]}
-
-
-def in_length_order(task: TaskSpec, dataset: Dataset, predictions: Sequence, labels: Sequence
-                    ) -> dict[str, list] | None:
-    """Predictions of one split that another trainer made in `eval_dataloader`'s order (longest
-    first), kept as the loop keeps them; None when the labels are not the split's in that order
-    (a wrong pairing of two runs' examples is worse than none)."""
-    expected = np.asarray(dataset["labels"])[length_order(dataset)]
-    labels = np.asarray(labels).reshape(-1)
-    if labels.shape != expected.shape or not np.allclose(labels, expected):
-        return None
-    return kept_predictions(task, predictions, labels)
 
 
 @torch.no_grad()
@@ -67,12 +47,28 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
     labels = torch.cat(all_labels).numpy()
     predictions = predictions_from_logits(task, logits)
     metrics = compute_metrics(task, predictions, labels)
-    if keep is not None:
-        keep.update(kept_predictions(task, predictions, labels))
+    if keep is not None:  # as a record keeps them: class ids, or scores to 4 decimals
+        value = (lambda x: round(float(x), 4)) if task.is_regression else int
+        keep.update(predictions=[value(p) for p in predictions], labels=[value(y) for y in labels])
     total = sum(n for _, n in losses)
     metrics["loss"] = sum(loss * n for loss, n in losses) / total
     return {k: round(float(v), 6) if isinstance(v, (float, int)) else v
             for k, v in metrics.items()}
+
+
+def final_predictions(model: nn.Module, run, batch_size: int, context=None
+                      ) -> dict[str, dict[str, list]]:
+    """Per-example predictions of `model` (its final weights) on every evaluation split of
+    `run`, in the loop's order (`eval_dataloader`), so that runs of any trainer pair up example
+    by example: one more pass for the Trainer and fastNLP, whose own evaluations batch in
+    another order. `context`: their precision (an autocast)."""
+    collate = make_collator(run.tokenizer)
+    kept: dict[str, dict[str, list]] = {split: {} for split in run.task.eval_splits}
+    with context or nullcontext():
+        for split in run.task.eval_splits:
+            evaluate_model(model, eval_dataloader(run.data[split], batch_size, collate),
+                           run.task, keep=kept[split])
+    return kept
 
 
 def epoch_line(entry: dict, task: TaskSpec) -> str:

@@ -28,10 +28,10 @@ from torch.utils.data import DataLoader
 from ..backbones import load_config, resolve_backbone
 from ..methods import build_model, count_parameters, method_config
 from ..precision import fastnlp_precision
-from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
-from ..tasks import get_task
-from .evaluate import in_length_order
-from .loop import check_finite, optimizer_groups
+from ..preprocessing import make_collator
+from ..tasks import TaskSpec, get_task
+from .evaluate import epoch_line, final_predictions
+from .loop import check_finite, make_loaders, make_optimizer
 from .prepare import PreparedRun
 from .record import TrainResult, device_description, peak_memory_mb
 
@@ -60,52 +60,30 @@ class FastNLPClassifier(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        # (pred, target) of every evaluation batch since the last training step: after training,
-        # the final evaluation's, for the record's per-example predictions
-        self.evaluated: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, **batch: torch.Tensor):
         return self.model(**batch)
 
     def train_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Forward pass with labels; fastNLP calls `backward` on the returned `loss`."""
-        self.evaluated.clear()
         return {"loss": self.model(**batch).loss}
 
     def evaluate_step(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Predicted class and gold label, the names fastNLP's `Accuracy.update` expects."""
-        logits = self.model(**batch).logits
-        outputs = {"pred": logits.argmax(dim=-1), "target": batch["labels"]}
-        self.evaluated.append((outputs["pred"].cpu(), outputs["target"].cpu()))
-        return outputs
-
-
-def _dict_collator(tokenizer, pad_to_multiple_of: int | None):
-    """The library's dynamic-padding collator, returning a plain dict (fastNLP matches batch
-    keys to `train_step`'s arguments only for `dict` batches, not `BatchEncoding`)."""
-    collate = make_collator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    return lambda features: dict(collate(features))
+        return {"pred": self.model(**batch).logits.argmax(dim=-1), "target": batch["labels"]}
 
 
 def make_dataloaders(run: PreparedRun, pad_to_multiple_of: int | None = None
                      ) -> tuple[DataLoader, dict[str, DataLoader]]:
-    """Plain torch loaders over the tokenized splits: length-grouped shuffled batches for
-    training (as in the library loop), one ordered loader per evaluation split.
+    """The library loop's loaders (`make_loaders`), with batches as plain dicts: fastNLP matches
+    batch keys to `train_step`'s arguments only for `dict` batches, not `BatchEncoding`.
 
     Plain loaders with num_workers=0 keep `prefetch_factor=None`: when fastNLP 1.0.1 rebuilds a
     loader (to make it resumable or distributed) it copies that attribute, and torch rejects
     any other value without workers.
     """
-    args = run.args
-    collate = _dict_collator(run.tokenizer, pad_to_multiple_of)
-    train = run.data["train"]
-    sampler = LengthGroupedBatchSampler(train["length"], args.batch_size, seed=args.seed,
-                                        group_by_length=args.group_by_length,
-                                        labels=train["labels"])  # the loop's batching rule
-    train_loader = DataLoader(train, batch_sampler=sampler, collate_fn=collate)
-    eval_loaders = {split: eval_dataloader(run.data[split], args.eval_batch_size, collate)
-                    for split in run.task.eval_splits}
-    return train_loader, eval_loaders
+    collate = make_collator(run.tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    return make_loaders(run, lambda features: dict(collate(features)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,10 +99,9 @@ def _history_callback_class():
         """Loss log, per-epoch train loss and dev accuracy (`history`), mid-epoch evaluations
         (`eval_log`), training time and example counts. Evaluation time is not training time."""
 
-        def __init__(self, eval_splits: tuple[str, ...], sampler, log_every: int,
-                     verbose: bool):
+        def __init__(self, task: TaskSpec, sampler, log_every: int, verbose: bool):
             super().__init__()
-            self.eval_splits, self.sampler = eval_splits, sampler
+            self.task, self.eval_splits, self.sampler = task, task.eval_splits, sampler
             self.log_every, self.verbose = max(1, log_every), verbose
             self.history: list[dict[str, Any]] = []
             self.eval_log: list[dict[str, Any]] = []
@@ -176,10 +153,7 @@ def _history_callback_class():
             entry.update(parse_fastnlp_results(results, self.eval_splits))
             self.history.append(entry)
             if self.verbose:
-                scores = " | ".join(f"{split} accuracy={entry[split]['accuracy']:.4f}"
-                                    for split in self.eval_splits)
-                print(f"epoch {trainer.cur_epoch_idx + 1} step {step}: train loss "
-                      f"{entry['train_loss']:.4f} | {scores}", flush=True)
+                print(epoch_line(entry, self.task), flush=True)
 
         def on_train_epoch_end(self, trainer) -> None:
             self.train_time += time.perf_counter() - self._tick
@@ -216,35 +190,24 @@ def parse_fastnlp_results(results: dict[str, float], eval_splits: tuple[str, ...
 # Training
 
 
-def fastnlp_device() -> int | str:
-    """What fastNLP's `device` argument needs: GPU 0 when CUDA is available, else "cpu"."""
-    return 0 if torch.cuda.is_available() else "cpu"
-
-
 def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bool = True
                 ) -> TrainResult:
     """Train `run.model` with `fastNLP.Trainer` (driver "torch") and report the result."""
     fastNLP = _import_fastnlp()
     from fastNLP import Accuracy, Trainer
     from fastNLP.core.callbacks import LRSchedCallback, TorchGradClipCallback
-    from transformers import get_linear_schedule_with_warmup
 
     args = run.args
-    device = fastnlp_device()
-    train_loader, eval_loaders = make_dataloaders(
-        run, pad_to_multiple_of=8 if device != "cpu" else None)
+    gpu = torch.cuda.is_available()
+    device = 0 if gpu else "cpu"  # fastNLP's names: GPU 0 or the CPU
+    train_loader, eval_loaders = make_dataloaders(run, pad_to_multiple_of=8 if gpu else None)
     steps_per_epoch = (len(train_loader) if train_batches_per_epoch < 0
                        else min(train_batches_per_epoch, len(train_loader)))
     num_epochs = max(1, math.ceil(args.epochs))
-    total_steps = num_epochs * steps_per_epoch
     model = FastNLPClassifier(run.model)
-    optimizer = torch.optim.AdamW(optimizer_groups(model, args.weight_decay), lr=args.lr,
-                                  eps=args.adam_epsilon, fused=True)  # as the library loop
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, num_warmup_steps=args.num_warmup_steps(total_steps),
-        num_training_steps=total_steps)
-    history = _history_callback_class()(run.task.eval_splits, train_loader.batch_sampler,
-                                        args.log_every, verbose)
+    optimizer, scheduler = make_optimizer(model, args, num_epochs * steps_per_epoch)
+    history = _history_callback_class()(run.task, train_loader.batch_sampler, args.log_every,
+                                        verbose)
     callbacks = [history, LRSchedCallback(scheduler, step_on="batch")]
     if args.max_grad_norm > 0:
         # clips the optimizer's (trainable) parameters, after unscaling fp16 gradients
@@ -267,9 +230,11 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     finally:
         fastNLP.logger.setLevel(level)
 
-    torch_device = torch.device("cuda", 0) if device != "cpu" else torch.device("cpu")
+    torch_device = torch.device("cuda", 0) if gpu else torch.device("cpu")
     entries = history.history
-    predictions = final_predictions(run, model.evaluated)
+    # the final weights' predictions in the loop's example order, in fastNLP's precision
+    predictions = final_predictions(run.model, run, args.eval_batch_size, torch.autocast(
+        torch_device.type, dtype=torch.float16, enabled=fp16))
     return TrainResult(
         metrics={split: entries[-1][split] for split in run.task.eval_splits},
         history=entries, loss_log=history.loss_log, eval_log=history.eval_log,
@@ -280,27 +245,6 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
         mixed_precision="fp16" if fp16 else "no", precision_note=precision_note,
         peak_memory_mb=round(peak_memory_mb(torch_device), 1), model=run.model,
         predictions=predictions)
-
-
-def final_predictions(run: PreparedRun, evaluated: list[tuple[torch.Tensor, torch.Tensor]]
-                      ) -> dict[str, dict[str, list]]:
-    """The last evaluation's predictions per split: its batches come split after split, each
-    in length order (`eval_dataloader`); a split whose labels do not line up keeps none."""
-    if not evaluated:
-        return {}
-    predictions = torch.cat([pred for pred, _ in evaluated]).numpy()
-    labels = torch.cat([target for _, target in evaluated]).numpy()
-    sizes = [len(run.data[split]) for split in run.task.eval_splits]
-    start = len(labels) - sum(sizes)  # earlier evaluations at the same step come first
-    kept = {}
-    for split, size in zip(run.task.eval_splits, sizes):
-        if start >= 0:
-            found = in_length_order(run.task, run.data[split], predictions[start:start + size],
-                                    labels[start:start + size])
-            if found:
-                kept[split] = found
-        start += size
-    return kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +305,5 @@ def forward_check(model: nn.Module) -> str:
     return "ok"
 
 
-__all__ = ["FastNLPClassifier", "PROMPT_METHODS", "expected_prompt_params", "fastnlp_device",
-           "forward_check",
-           "make_dataloaders", "parse_fastnlp_results",
-           "prompt_placement", "run_fastnlp"]
+__all__ = ["FastNLPClassifier", "PROMPT_METHODS", "expected_prompt_params", "forward_check",
+           "make_dataloaders", "parse_fastnlp_results", "prompt_placement", "run_fastnlp"]

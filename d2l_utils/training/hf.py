@@ -12,14 +12,13 @@ from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArgum
 from ..arguments import RunArguments
 from ..metrics import compute_metrics, predictions_from_logits
 from ..precision import hf_precision_kwargs, resolve_precision
-from ..preprocessing import eval_dataloader, make_collator
-from ..signals import StopFlag, by_signal, pause_for_tests
+from ..preprocessing import make_collator
+from ..signals import StopFlag, pause_for_tests
 from ..tasks import TaskSpec
-from .checkpoints import resume_command
-from .evaluate import evaluate_model
+from .evaluate import final_predictions
 from .loop import TrainingInterrupted
 from .prepare import PreparedRun
-from .record import TrainResult, command_line, device_description, peak_memory_mb
+from .record import TrainResult, device_description, peak_memory_mb
 
 
 def training_arguments(args: RunArguments, **overrides: Any) -> TrainingArguments:
@@ -77,46 +76,45 @@ def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = Non
 
 
 class EvaluateEachEpoch(TrainerCallback):
-    """With evaluations every N steps, still evaluate at the end of every epoch: the record's
-    history holds the epochs, its eval_log the evaluations in between (as in the loop)."""
+    """At the end of every epoch, evaluate and log the training loss, also with evaluations every
+    N steps or a `log_every` longer than an epoch: the record's history holds each epoch's
+    metrics and mean training loss, its eval_log the evaluations in between (as in the loop)."""
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        control.should_evaluate = True
+        control.should_evaluate = control.should_log = True
         return control
 
 
-def _split_evaluations(logs: list[dict], task: TaskSpec, steps_per_epoch: float
-                       ) -> tuple[list[dict], list[dict]]:
-    """The Trainer's evaluation log entries as the loop records them: (history, eval_log), the
-    first with the evaluations at the end of an epoch (or of the run), the second the others."""
-    evaluations: dict[int, dict] = {}
+def logged_epochs(logs: list[dict], task: TaskSpec, steps_per_epoch: float
+                  ) -> tuple[list[dict], list[dict], list[tuple[int, float]]]:
+    """The Trainer's log as the loop records it: (history, eval_log, loss_log). History holds the
+    evaluations at the end of an epoch (or of the run) with the epoch's mean training loss (each
+    logged loss is the mean since the one before, and one ends every epoch); eval_log the others."""
+    loss_log = [(entry["step"], round(entry["loss"], 6)) for entry in logs if "loss" in entry]
+    windows = list(zip([0] + [step for step, _ in loss_log], loss_log))
+    points: dict[int, dict] = {}
     for entry in logs:
         for split in task.eval_splits:
             prefix = f"eval_{split}_"
-            if f"{prefix}loss" not in entry:
-                continue
-            point = evaluations.setdefault(entry["step"], {"epoch": round(entry["epoch"], 4),
-                                                           "step": entry["step"]})
-            point[split] = {k[len(prefix):]: round(v, 6) if isinstance(v, float) else v
-                            for k, v in entry.items()
-                            if k.startswith(prefix) and not k.endswith(("runtime", "per_second"))}
-    points = [evaluations[step] for step in sorted(evaluations)]
-    last = points[-1]["step"] if points else None
-    history = [p for p in points if p["step"] == last
-               or abs(p["step"] / steps_per_epoch - round(p["step"] / steps_per_epoch)) < 1e-6]
-    eval_log = [p for p in points if p not in history]
-    return history, eval_log
-
-
-def add_epoch_train_loss(history: list[dict], loss_log: list[tuple[int, float]]) -> None:
-    """Each epoch's `train_loss`, as the loop records it: the mean of the training losses the
-    Trainer logged since the previous epoch (every `log_every` steps)."""
-    previous = 0
-    for point in history:
-        losses = [loss for step, loss in loss_log if previous < step <= point["step"]]
+            if f"{prefix}loss" in entry:
+                point = points.setdefault(entry["step"], {"epoch": round(entry["epoch"], 4),
+                                                          "step": entry["step"]})
+                point[split] = {k[len(prefix):]: round(v, 6) if isinstance(v, float) else v
+                                for k, v in entry.items() if k.startswith(prefix)
+                                and not k.endswith(("runtime", "per_second"))}
+    history, eval_log, previous = [], [], 0
+    for step in sorted(points):
+        epochs = step / steps_per_epoch
+        if step != max(points) and abs(epochs - round(epochs)) > 1e-6:
+            eval_log.append(points[step])
+            continue
+        losses = [(now - before, loss) for before, (now, loss) in windows if previous < now <= step]
         if losses:
-            point["train_loss"] = round(sum(losses) / len(losses), 6)
-        previous = point["step"]
+            points[step]["train_loss"] = round(sum(n * loss for n, loss in losses)
+                                               / sum(n for n, _ in losses), 6)
+        history.append(points[step])
+        previous = step
+    return history, eval_log, loss_log
 
 
 class SaveAndStopOnSignal(TrainerCallback):
@@ -141,22 +139,17 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
     has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
     resumed = bool(args.resume and has_checkpoint)
-    if args.eval_every_steps:
-        trainer.add_callback(EvaluateEachEpoch())
+    trainer.add_callback(EvaluateEachEpoch())
     with StopFlag() as stop:
         trainer.add_callback(SaveAndStopOnSignal(stop))
         output = trainer.train(resume_from_checkpoint=resumed or None)
     if stop.raised:
         step = trainer.state.global_step
-        saved = Path(args.output_dir) / f"checkpoint-{step}"
-        raise TrainingInterrupted(f"interrupted{by_signal(stop.signum)} at step {step}; "
-                                  f"checkpoint saved in {saved}. Resume with:\n  "
-                                  f"{resume_command(command_line())}", stop.signum)
+        raise TrainingInterrupted.at(step, stop.signum,
+                                     Path(args.output_dir) / f"checkpoint-{step}")
     logs = trainer.state.log_history
-    loss_log = [(entry["step"], round(entry["loss"], 6)) for entry in logs if "loss" in entry]
-    steps_per_epoch = trainer.state.max_steps / max(trainer.state.num_train_epochs, 1e-9)
-    history, eval_log = _split_evaluations(logs, task, steps_per_epoch)
-    add_epoch_train_loss(history, loss_log)
+    history, eval_log, loss_log = logged_epochs(
+        logs, task, trainer.state.max_steps / max(trainer.state.num_train_epochs, 1e-9))
     train_tokens = sum(run.data["train"]["length"]) * trainer.state.epoch
     # The Trainer's train_runtime includes its per-epoch evaluations; the loop's does not.
     eval_time = sum(v for e in logs for k, v in e.items() if k.endswith("_runtime")
@@ -174,19 +167,5 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
         device=device_description(device), num_processes=trainer.args.world_size,
         mixed_precision=precision, peak_memory_mb=round(peak_memory_mb(device), 1),
         is_main_process=trainer.is_world_process_zero(), model=trainer.model,
-        predictions=final_predictions(trainer, run))
-
-
-def final_predictions(trainer: Trainer, run: PreparedRun) -> dict[str, dict[str, list]]:
-    """Per-example predictions of the final weights on every evaluation split, in the loop's
-    order (`eval_dataloader`), so that runs of either trainer pair up example by example. One
-    more pass over the splits: the Trainer's own evaluations batch them in a random order when
-    `group_by_length` is on."""
-    collate = make_collator(run.tokenizer)
-    kept: dict[str, dict[str, list]] = {split: {} for split in run.task.eval_splits}
-    with trainer.autocast_smart_context_manager():
-        for split in run.task.eval_splits:
-            loader = eval_dataloader(run.data[split], trainer.args.per_device_eval_batch_size,
-                                     collate)
-            evaluate_model(trainer.model, loader, run.task, keep=kept[split])
-    return kept
+        predictions=final_predictions(trainer.model, run, args.eval_batch_size,
+                                      trainer.autocast_smart_context_manager()))

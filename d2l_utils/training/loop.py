@@ -1,9 +1,10 @@
-"""The library's training loop: plain PyTorch with `accelerate` for devices, mixed precision and
-DDP, as small steps over one `LoopState` that a checkpoint saves and a resume restores exactly.
+"""The library's training loop: plain PyTorch with `accelerate` for devices and DDP, as small steps
+over one `LoopState` that a checkpoint saves and a resume restores exactly.
 
-AdamW (fused), linear warmup and decay, gradient clipping, length-grouped batches, an evaluation
-every epoch (and every `eval_every_steps`), a checkpoint every `save_every_steps`, and Ctrl-C,
-SIGTERM or SIGHUP turned into "save, then stop" (`d2l_utils.signals`).
+AdamW (fused), linear warmup and decay, gradient clipping, length-grouped batches, mixed
+precision (torch autocast, a gradient scaler for fp16), an evaluation every epoch (and every
+`eval_every_steps`), a checkpoint every `save_every_steps`, and Ctrl-C, SIGTERM or SIGHUP turned
+into "save, then stop" (`d2l_utils.signals`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -21,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from ..arguments import RunArguments
 from ..precision import resolve_precision
 from ..preprocessing import LengthGroupedBatchSampler, eval_dataloader, make_collator
 from ..signals import StopFlag, Stopped, by_signal, pause_for_tests
@@ -67,6 +70,15 @@ class LoopState:
 class TrainingInterrupted(Stopped):
     """A stop signal during training: a checkpoint was saved; the message says how to resume."""
 
+    @classmethod
+    def at(cls, step: int, signum: int, saved: Path | None) -> TrainingInterrupted:
+        """Stopped after `step`; `saved` is the checkpoint (None: another process saved it)."""
+        how = f"interrupted{by_signal(signum)} at step {step}"
+        if saved is not None:
+            how += (f"; checkpoint saved in {saved}. Resume with:\n"
+                    f"  {resume_command(command_line())}")
+        return cls(how, signum)
+
 
 def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Trainable parameters in two groups: no weight decay on biases and LayerNorm weights."""
@@ -76,6 +88,28 @@ def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             (no_decay if param.ndim < 2 else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, args: RunArguments, total_steps: int, fused: bool = True):
+    """(AdamW, its linear warmup-and-decay schedule): the loop's and fastNLP's, the same."""
+    optimizer = torch.optim.AdamW(optimizer_groups(model, args.weight_decay), lr=args.lr,
+                                  eps=args.adam_epsilon, fused=fused)  # one kernel, not a loop
+    return optimizer, get_linear_schedule_with_warmup(
+        optimizer, num_warmup_steps=args.num_warmup_steps(total_steps),
+        num_training_steps=total_steps)
+
+
+def make_loaders(run: PreparedRun, collate: Callable, generator: torch.Generator | None = None
+                 ) -> tuple[DataLoader, dict[str, DataLoader]]:
+    """Length-grouped shuffled training batches (the labels keep them mixed where length goes
+    with the label) and one length-ordered loader per evaluation split."""
+    args, train = run.args, run.data["train"]
+    sampler = LengthGroupedBatchSampler(train["length"], args.batch_size, seed=args.seed,
+                                        group_by_length=args.group_by_length,
+                                        labels=train["labels"])
+    return (DataLoader(train, batch_sampler=sampler, collate_fn=collate, generator=generator),
+            {split: eval_dataloader(run.data[split], args.eval_batch_size, collate)
+             for split in run.task.eval_splits})
 
 
 def check_finite(loss: float, step: int, last_good: Path | None = None) -> None:
@@ -97,57 +131,41 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _fresh_precision(precision: str) -> str:
-    """`precision`, after dropping accelerate's process-wide state if an earlier run in this
-    process chose another one: accelerate refuses to change it, so a notebook that trains in fp32
-    and then in bf16 would otherwise stop with "restart your runtime"."""
-    from accelerate.state import AcceleratorState
-
-    earlier = AcceleratorState._shared_state.get("_mixed_precision")
-    if earlier is not None and earlier != precision:
-        AcceleratorState._reset_state()
-    return precision
-
-
 class Loop:
     """One run of the library loop: `__init__` sets everything up, `run()` trains."""
 
     def __init__(self, run: PreparedRun) -> None:
         from accelerate import Accelerator
+        from accelerate.state import is_initialized
 
         self.run_, self.args, self.task = run, run.args, run.task
         self.predictions: dict[str, dict[str, list]] = {}  # filled by `evaluate`
         args = run.args
-        self.accelerator = Accelerator(mixed_precision=_fresh_precision(
-            resolve_precision(args.mixed_precision)))
+        # Precision is the loop's, not accelerate's (which fixes one for the whole process, and
+        # an earlier Trainer run in it may have): an autocast around the model's own forward,
+        # inside any autocast accelerate adds, so it wins, and a notebook may train in fp32 and
+        # then in bf16. A fresh accelerate state gets none (`accelerate launch` flags aside).
+        self.precision = resolve_precision(args.mixed_precision)
+        self.accelerator = Accelerator(mixed_precision=None if is_initialized() else "no")
         self.device = self.accelerator.device
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        run.model.forward = torch.autocast(self.device.type, dtype=dtype,
+                                           enabled=dtype is not None)(run.model.forward)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         collate = make_collator(run.tokenizer,
                                 pad_to_multiple_of=8 if self.device.type == "cuda" else None)
-        train_ds = run.data["train"]
-        # the labels let the sampler keep batches mixed where length goes with the label
-        sampler = LengthGroupedBatchSampler(train_ds["length"], args.batch_size, seed=args.seed,
-                                            group_by_length=args.group_by_length,
-                                            labels=train_ds["labels"])
         # Own generator: starting an epoch must not draw from the global RNG (dropout), or a
         # resumed run would diverge from an uninterrupted one.
-        train_loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate,
-                                  generator=torch.Generator().manual_seed(args.seed))
-        eval_loaders = {split: eval_dataloader(run.data[split], args.eval_batch_size, collate)
-                        for split in self.task.eval_splits}
-        optimizer = torch.optim.AdamW(optimizer_groups(run.model, args.weight_decay), lr=args.lr,
-                                      eps=args.adam_epsilon,  # fused: one kernel, not a loop
-                                      fused=self.device.type in ("cuda", "cpu"))
-        self.model, self.optimizer, self.train_loader = self.accelerator.prepare(
-            run.model, optimizer, train_loader)
+        train_loader, eval_loaders = make_loaders(
+            run, collate, torch.Generator().manual_seed(args.seed))
+        self.model, self.train_loader = self.accelerator.prepare(run.model, train_loader)
         self.eval_loaders = {k: self.accelerator.prepare(v) for k, v in eval_loaders.items()}
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = args.max_steps or math.ceil(args.epochs * self.steps_per_epoch)
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        # Stepped by hand once per optimizer step (accelerate would step it once per process).
-        self.scheduler = get_linear_schedule_with_warmup(
-            self.optimizer, num_warmup_steps=args.num_warmup_steps(self.total_steps),
-            num_training_steps=self.total_steps)
-        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # not prepared: the scheduler steps once per optimizer step, the scaler is the loop's
+        self.optimizer, self.scheduler = make_optimizer(
+            self.model, args, self.total_steps, fused=self.device.type in ("cuda", "cpu"))
         # clipped separately (head and pooler | the method), so the untrained head's large
         # gradient does not scale the method's steps down (training/clipping.py)
         self.clip_groups = clip_groups(self.model)
@@ -180,8 +198,7 @@ class Loop:
         self.data_changed = check_same_data(latest, contents.state.get("data"),
                                             self.run_.data_fingerprint,
                                             self.args.allow_data_change, self.say)
-        saved = apply_checkpoint(contents, model, self.optimizer, self.scheduler,
-                                 self.accelerator.scaler)
+        saved = apply_checkpoint(contents, model, self.optimizer, self.scheduler, self.scaler)
         self.state, self.resumed_from = LoopState.from_dict(saved), latest
         self.say(f"resuming from {latest} (step {self.state.step} of {self.total_steps})")
 
@@ -190,10 +207,12 @@ class Loop:
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward, backward, clip, optimizer and scheduler step; returns the detached loss."""
         loss = self.model(**batch).loss
-        self.accelerator.backward(loss)
-        if self.args.max_grad_norm > 0:
-            clip_by_group_(self.clip_groups, self.args.max_grad_norm, self.accelerator)
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()  # fp16: scaled; otherwise as is
+        if self.args.max_grad_norm > 0:  # on the unscaled gradients
+            clip_by_group_(self.clip_groups, self.args.max_grad_norm,
+                           partial(self.scaler.unscale_, self.optimizer))
+        self.scaler.step(self.optimizer)  # fp16: skipped on inf/NaN gradients
+        self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach().float()
@@ -216,9 +235,9 @@ class Loop:
             try:
                 saved = save_checkpoint(self.args.output_dir, self.state.step,
                                         self.accelerator.unwrap_model(self.model),
-                                        self.optimizer, self.scheduler,
-                                        self.accelerator.scaler, snapshot, self.run_args,
-                                        self.include_frozen, self.args.keep_checkpoints)
+                                        self.optimizer, self.scheduler, self.scaler, snapshot,
+                                        self.run_args, self.include_frozen,
+                                        self.args.keep_checkpoints)
             except WriteError as err:  # a full disk: say what is kept and how to go on
                 raise WriteError(f"{err}; "
                                  f"{resume_hint(self.args.output_dir, command_line())}") from None
@@ -278,11 +297,7 @@ class Loop:
             saved = self.checkpoint()
         if stop.raised:
             self.bar.close()
-            how = f"interrupted{by_signal(stop.signum)} at step {step}"
-            if saved is None:  # another process of a multi-process run: rank 0 saved it
-                raise TrainingInterrupted(how, stop.signum)
-            raise TrainingInterrupted(f"{how}; checkpoint saved in {saved}. Resume with:\n"
-                                      f"  {resume_command(command_line())}", stop.signum)
+            raise TrainingInterrupted.at(step, stop.signum, saved)
         if (args.eval_every_steps and step % args.eval_every_steps == 0
                 and state.batch_in_epoch < self.steps_per_epoch and step < self.total_steps):
             paused = time.perf_counter()  # evaluation time is not training time
@@ -318,14 +333,17 @@ class Loop:
         self.bar = tqdm(total=self.total_steps, initial=state.step,
                         desc=f"{self.task.name} {self.run_.method.name}", unit="step",
                         disable=not (args.progress and self.accelerator.is_local_main_process))
-        with StopFlag() as stop:
-            for epoch in range(state.epoch, self.num_epochs):
-                self.train_epoch(epoch, stop, sums)
-                self.end_epoch(epoch, sums)
-                if state.step >= self.total_steps:
-                    break
-        self.bar.close()
-        return self.result(sums)
+        try:
+            with StopFlag() as stop:
+                for epoch in range(state.epoch, self.num_epochs):
+                    self.train_epoch(epoch, stop, sums)
+                    self.end_epoch(epoch, sums)
+                    if state.step >= self.total_steps:
+                        break
+            self.bar.close()
+            return self.result(sums)
+        finally:  # the model's own forward again, without this run's autocast (and accelerate's)
+            vars(self.run_.model).pop("forward", None)
 
     def result(self, sums: dict[str, torch.Tensor]) -> TrainResult:
         from accelerate.utils import gather_object
@@ -343,7 +361,7 @@ class Loop:
             train_examples=acc.reduce(sums["examples"], reduction="sum").item(),
             train_tokens=acc.reduce(sums["tokens"], reduction="sum").item(),
             device=device_description(self.device), num_processes=acc.num_processes,
-            mixed_precision=acc.mixed_precision,
+            mixed_precision=self.precision,
             peak_memory_mb=round(peak_memory_mb(self.device), 1),
             resumed_from=str(self.resumed_from) if self.resumed_from else None,
             data_changed=self.data_changed, predictions=self.predictions,

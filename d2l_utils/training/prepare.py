@@ -24,6 +24,7 @@ from ..data import data_fingerprint, load_task_data
 from ..methods import MethodConfig, build_model, check_trainable, count_parameters
 from ..preprocessing import tokenize_splits
 from ..tasks import TaskSpec
+from .checkpoints import changed_options, checkpoint_root, describe_changes
 
 
 @dataclass
@@ -136,15 +137,10 @@ def folder_lock(path: Path) -> Iterator[None]:
 
 RUN_FILES = ("record.json", "record.json.tmp", "trainable_weights.safetensors",
              "trainable_weights.safetensors.tmp", "run_args.json", "run_args.json.tmp")
-# options that do not make a run different (where it runs, how it reports progress)
-SAME_RUN_FREE = {"output_dir", "resume", "overwrite", "progress", "save_every_steps",
-                 "keep_checkpoints", "allow_data_change"}
 
 
 def _checkpoint_folders(path: Path) -> list[Path]:
     """Checkpoints of the library loop (complete or not) and of the HF Trainer."""
-    from .checkpoints import checkpoint_root
-
     root = checkpoint_root(path)
     loop = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     return loop + [p for p in path.glob("checkpoint-*") if p.is_dir()]
@@ -158,8 +154,6 @@ def _written_at(folder: Path) -> float:
 def clear_run(path: Path) -> list[str]:
     """Delete a run's own files from `path` (record, weights, options, checkpoints) and
     nothing else; returns what was removed."""
-    from .checkpoints import checkpoint_root
-
     removed = []
     for name in RUN_FILES:
         if (path / name).is_file():
@@ -181,8 +175,6 @@ def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
     - a finished run (record.json) made with other options: refused (`--overwrite`);
     - a finished run with the same options: removed, with a one-line notice.
     """
-    from .checkpoints import changed_options, describe_changes
-
     if args.overwrite:
         removed = clear_run(path)
         if removed:
@@ -214,7 +206,7 @@ def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
             saved_args = {}
     if saved_args is None:
         return
-    changed = changed_options(saved_args, asdict(args), SAME_RUN_FREE)
+    changed = changed_options(saved_args, asdict(args))
     if changed:
         raise RunFolderError(
             f"--output-dir {path} holds a finished run made with other options "
@@ -225,16 +217,14 @@ def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
 
 
 @contextmanager
-def claim_output_dir(args: RunArguments, check: bool = True) -> Iterator[Path]:
-    """The run's output folder, writable, locked for the run, and checked (`check_run_folder`)
-    unless `check` is False. In the extra processes of a multi-process launch, only the
-    writability is checked: rank 0 owns the folder."""
+def claim_output_dir(args: RunArguments) -> Iterator[Path]:
+    """The run's output folder, writable, locked for the run, and checked (`check_run_folder`).
+    In the extra processes of a multi-process launch, only the writability is checked: rank 0
+    owns the folder."""
     path = check_output_dir(args.output_dir)
     if not _main_process():
         yield path
         return
     with folder_lock(path):
-        if check:
-            check_run_folder(path, args, say=lambda text: print(text, file=sys.stderr,
-                                                                flush=True))
+        check_run_folder(path, args, say=lambda text: print(text, file=sys.stderr, flush=True))
         yield path

@@ -153,10 +153,6 @@ def _rate(count: int | None, seconds: float) -> float | None:
     return None if count is None else round(count / seconds, 2)
 
 
-def _per_second(rate: float | None) -> str:
-    return "ex/s n/a (resumed run)" if rate is None else f"{rate:.1f} ex/s"
-
-
 def summary_line(record: dict[str, Any]) -> str:
     """One line that says what ran and how well, for the end of a run."""
     main = record["main_metric"]
@@ -164,11 +160,12 @@ def summary_line(record: dict[str, Any]) -> str:
     tag = " [tiny profile: smoke run, not a result]" if record["profile"] == "tiny" else ""
     if record.get("caps"):
         tag += " [rehearsal caps: not a result]"
-    split_metrics = record["metrics"][main["split"]]
     score = format_metrics({main["name"]: main["value"],
-                            "undefined": split_metrics.get("undefined", {})})
+                            "undefined": record["metrics"][main["split"]].get("undefined", {})})
+    rate = record["train_examples_per_s"]
     return (f"{record['task']} | {record['method']} | {record['model']}: {main['split']} "
             f"{score} | trainable {params['trainable']:,} of "
             f"{params['total']:,} ({params['trainable_percent']:.2f}%) | "
-            f"{record['wall_time_s']:.1f} s, {_per_second(record['train_examples_per_s'])} | "
+            f"{record['wall_time_s']:.1f} s, "
+            f"{'ex/s n/a (resumed run)' if rate is None else f'{rate:.1f} ex/s'} | "
             f"record: {record['args']['output_dir']}/record.json{tag}")

@@ -10,14 +10,33 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..arguments import RunArguments, check_against_model
-from ..precision import resolve_precision
+from ..arguments import OptionError, RunArguments, check_against_model
+from ..precision import fastnlp_precision, resolve_precision
 from .checkpoints import check_disk_space, resume_hint
 from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_run
 from .record import TrainResult, build_record, command_line, summary_line, write_record
 from .saving import WriteError, save_trainable
 
 __all__ = ["PreparedRun", "prepare_run", "train"]
+
+
+def check_trainer_options(args: RunArguments) -> None:
+    """Refuse, before any data or model loads, an option the chosen trainer cannot honour (one
+    line, `OptionError` or `PrecisionError`), rather than ignore it."""
+    if args.trainer != "fastnlp":
+        resolve_precision(args.mixed_precision)  # fp16 on a CPU, bf16 on a T4
+        if args.train_batches_per_epoch:
+            raise OptionError(f"--train-batches-per-epoch is for --trainer fastnlp; --trainer "
+                              f"{args.trainer} stops early with --max-steps")
+        return
+    fastnlp_precision(args.mixed_precision)  # fastNLP 1.0.1 knows fp16 (on a GPU) or fp32
+    for name in ("save_every_steps", "resume"):
+        if getattr(args, name):
+            raise OptionError(f"--{name.replace('_', '-')}: --trainer fastnlp writes no "
+                              "checkpoints; use --trainer loop or hf to checkpoint and resume")
+    if args.epochs != int(args.epochs):
+        raise OptionError(f"--trainer fastnlp trains whole epochs, got --epochs {args.epochs:g}; "
+                          "use --train-batches-per-epoch to train part of each")
 
 
 def run_trainer(run: PreparedRun) -> TrainResult:
@@ -35,34 +54,31 @@ def run_trainer(run: PreparedRun) -> TrainResult:
     return train_with_loop(run)
 
 
-def train(args: RunArguments, write: bool = True, verbose: bool = True) -> dict[str, Any]:
-    """Run one training job end to end and return its record (also written to disk unless
-    `write` is False)."""
+def train(args: RunArguments, verbose: bool = True) -> dict[str, Any]:
+    """Run one training job end to end, write its record (and weights) and return the record."""
     started = time.perf_counter()
     args = check_against_model(args)  # every option first: nothing heavy has run yet
-    resolve_precision(args.mixed_precision)  # fp16 on a CPU: refused before data and model
+    check_trainer_options(args)
     check_output_dir(args.output_dir)
     run = prepare_run(args)  # then the data (file:line errors) and the model
     # then the folder: locked for the whole run; an unfinished or different run there is
     # refused, a finished one with the same options replaced
-    include_frozen = not run.backbone.pretrained
-    with claim_output_dir(run.args, check=write):
-        if write:  # room for the final weights, the record and the checkpoints kept
-            check_disk_space(run.args.output_dir, run.model, include_frozen,
-                             run.args.save_model,
-                             run.args.keep_checkpoints if run.args.save_every_steps else None)
+    include_frozen, out = not run.backbone.pretrained, run.args.output_dir
+    with claim_output_dir(run.args):
+        # room for the final weights, the record and the checkpoints kept
+        check_disk_space(out, run.model, include_frozen, run.args.save_model,
+                         run.args.keep_checkpoints if run.args.save_every_steps else None)
         result = run_trainer(run)
         result.wall_time_s = round(time.perf_counter() - started, 3)
         record = build_record(run, result)
-        if result.is_main_process and write:
+        if result.is_main_process:
             try:
                 if run.args.save_model:
-                    save_trainable(result.model or run.model, run.args.output_dir,
-                                   asdict(run.args), include_frozen=include_frozen)
-                write_record(run.args.output_dir, record)
+                    save_trainable(result.model or run.model, out, asdict(run.args),
+                                   include_frozen=include_frozen)
+                write_record(out, record)
             except WriteError as err:  # a full disk after all: say what is kept
-                raise WriteError(f"{err}; {resume_hint(run.args.output_dir, command_line())}"
-                                 ) from None
+                raise WriteError(f"{err}; {resume_hint(out, command_line())}") from None
     if result.is_main_process and verbose:
         print(summary_line(record), flush=True)
     return record

@@ -47,6 +47,11 @@ def free_space(path: str | os.PathLike) -> str:
     return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB"
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none), at most 200 chars."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
 @contextmanager
 def writing(path: str | os.PathLike) -> Iterator[None]:
     """Turn a failed write of `path` (an `OSError`, or the error safetensors or torch raise for
@@ -56,27 +61,21 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
     except WriteError:
         raise
     except (OSError, SafetensorError, RuntimeError) as err:
-        reason = (err.strerror if isinstance(err, OSError) and err.strerror
-                  else (str(err).strip().splitlines() or [type(err).__name__])[0][:200])
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else first_line(err)
         Path(path).unlink(missing_ok=True)
         raise WriteError(f"cannot write {path} ({reason}); {free_space(path)} free on its "
                          "disk") from None
 
 
-def make_readable(path: str | os.PathLike) -> None:
-    """Give a file the permissions of any other file written here (safetensors creates its
-    files 0600, every other file of a run folder is 0644 under the usual umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                  metadata: dict[str, str] | None = None) -> None:
-    """`safetensors.torch.save_file`, with the run folder's usual file permissions."""
+    """`safetensors.torch.save_file`, with the permissions of any other file of a run folder
+    (safetensors creates its files 0600, the others are 0644 under the usual umask)."""
     with writing(path):
         save_file(tensors, str(path), metadata=metadata)
-        make_readable(path)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(path, 0o666 & ~mask)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -126,9 +125,8 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             metadata = handle.metadata() or {}
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise SavedRunError(f"{path}: cannot be read as safetensors ({first}); the file is "
-                            "truncated or not a saved weights file") from None
+        raise SavedRunError(f"{path}: cannot be read as safetensors ({first_line(err)}); the "
+                            "file is truncated or not a saved weights file") from None
 
 
 def read_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike

@@ -4,7 +4,11 @@ never imports the presentation (`pages/`) or chapter-1 (`scratch/`) subpackages.
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -156,3 +160,24 @@ def test_no_private_state_of_accelerate():
     offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                  if private.search(p.read_text())]
     assert offenders == []
+
+
+def test_trains_where_fcntl_and_resource_do_not_exist(tmp_path):
+    """As on Windows: with `fcntl` and `resource` unimportable, the package imports and a tiny run
+    trains, takes its run-folder lock and writes its record."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["fcntl"] = sys.modules["resource"] = None  # `import fcntl` raises ImportError
+        from d2l_utils.arguments import RunArguments
+        from d2l_utils.training import train
+        record = train(RunArguments(task="sst2", tiny=True, max_steps=2, progress=False,
+                                    save_model=False, output_dir={str(tmp_path / "run")!r}))
+        assert "fcntl" not in [m for m, v in sys.modules.items() if v is not None]
+        print("steps", record["steps"])
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "D2L_TINY": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=PACKAGE.parent, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "steps 2" in out.stdout
+    assert (tmp_path / "run" / "record.json").exists()

@@ -172,6 +172,13 @@ def _default(name: str) -> Any:
     return next(f.default for f in fields(RunArguments) if f.name == name)
 
 
+def _chapter5_recipes(ranks: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """Chapter 5's runs per task, as its `RECIPES` cell (after the settings cell) sets them up."""
+    return {"head only": dict(method=FREEZE, trainable_layers=0), "full": dict(method=FULL),
+            "bitfit": dict(method="bitfit"), **{f"LoRA r={r}": dict(method="lora", r=r)
+                                                for r in ranks}}
+
+
 def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
     """The gpu-profile runs of `chapter`, built from its parameters cell; `overrides` replace
     settings of that cell first (`chapter_runs(2, TASK="mnli")`)."""
@@ -208,7 +215,7 @@ def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
         return [Run(task, r["method"], epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]),
                     rank=r.get("r", 0), trainable_layers=r.get("trainable_layers", 0),
                     label=name, **common)
-                for task in p["TASKS"] for name, r in p["RECIPES"].items()]
+                for task in p["TASKS"] for name, r in _chapter5_recipes(p["RANKS"]).items()]
     if chapter == 6:
         runs = []
         for task in p["TASKS"]:

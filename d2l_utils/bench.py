@@ -58,6 +58,7 @@ WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     (r"H100.*PCIe", 756e12), (r"H100", 989e12), (r"H200", 989e12), (r"A100", 312e12),
     (r"\bT4\b", 65e12), (r"\bL4\b", 121e12), (r"\bA10\b", 125e12),
+    (r"(?i)titan rtx", 130e12),  # the run_glue README's GPU (the T4 estimate's anchor)
 )
 # Matmul dtype of each precision (accelerate's names), for the measured peak.
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -39,8 +39,7 @@ class TimingAnchor:
     when no GPU check of its own is committed."""
 
     source: str
-    gpu: str
-    peak_flops: float           # the GPU's dense fp16 tensor-core peak, from its datasheet
+    gpu: str                    # its datasheet peak: `d2l_utils.bench.PEAK_FLOPS`
     model: str
     task: str
     epochs: int
@@ -56,9 +55,8 @@ def _seconds(hms: str) -> int:
 # The run_glue README's training times (fp16, fp32), the ones the book cites.
 RUN_GLUE_TIMES = {"mnli": ("1:17:06", "2:35:23"), "sst2": ("13:11", "26:06"),
                   "cola": ("1:41", "3:17")}
-# NVIDIA TITAN RTX datasheet: 130 TFLOP/s fp16 on its tensor cores.
 RUN_GLUE_ANCHOR = TimingAnchor(
-    "run-glue-readme", "Titan RTX", 130e12, "bert-base-cased", "mnli", 3, 128,
+    "run-glue-readme", "Titan RTX", "bert-base-cased", "mnli", 3, 128,
     {"fp16": _seconds(RUN_GLUE_TIMES["mnli"][0]), "fp32": _seconds(RUN_GLUE_TIMES["mnli"][1])})
 
 

@@ -119,7 +119,7 @@ def t4_throughput(gpu_check: Mapping[str, Any] | None = None) -> Throughput:
     anchor = RUN_GLUE_ANCHOR
     tokens = TASKS[anchor.task].official_sizes["train"] * anchor.epochs * anchor.tokens_per_example
     n = encoder_params(load_backbone("bert-base-uncased"))   # bert-base-cased: the same shape
-    mfu = 6 * n * tokens / anchor.seconds["fp16"] / anchor.peak_flops
+    mfu = 6 * n * tokens / anchor.seconds["fp16"] / datasheet_peak_for(anchor.gpu)
     return Throughput(peak * mfu, mfu, f"the MFU of the {anchor.model} {task_name(anchor.task)} "
                       f"time in the HF run_glue README on a {anchor.gpu} (cited, not measured "
                       "here)")

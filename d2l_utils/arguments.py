@@ -1,6 +1,6 @@
 """Typed run options: the CLI, the notebooks and the tests all build the same `RunArguments`.
 
-Fields left at None take a default from the profile (`tiny` or `real`) or from the method
+Fields left at None take a default from the profile (`profiles.PROFILES`) or from the method
 (learning rate), so `RunArguments(task="sst2", method="lora", tiny=True)` is a complete run.
 
 Each field is described with `option` (`d2l_utils.methods.base`): the help text and what a valid
@@ -36,19 +36,9 @@ from .methods.base import (
     option,
     option_name,
 )
+from .profiles import PROFILES
 from .tasks import TASKS, TaskSpec, get_task
 
-PROFILES: dict[str, dict] = {
-    # a few seconds on a laptop CPU, offline: the built-in fixtures and a 2-layer random BERT
-    "tiny": {"model": "tiny-bert", "epochs": 2.0, "batch_size": 8, "max_seq_length": 64},
-    # a laptop's budget on real data: the pretrained MiniLM-L6 (D2L_PROFILE=cpu)
-    "cpu": {"model": "minilm-l6", "epochs": 3.0, "batch_size": 16, "max_seq_length": 128},
-    # the real thing (records before the cpu/gpu split say "real"): hub data and
-    # bert-base-uncased; batch 16 and 3 epochs are in the BERT paper grid (on real SST-2 with
-    # MiniLM, batch 16 beat 32 for the same epoch: 0.846 vs 0.825)
-    "gpu": {"model": "bert-base-uncased", "epochs": 3.0, "batch_size": 16,
-            "max_seq_length": 128},
-}
 OUTPUT_ROOT_ENV = "D2L_OUTPUT_DIR"  # where runs go by default (runs/TASK-METHOD-MODEL)
 MIN_SEQ_LENGTH = 8  # room for the special tokens and a few word pieces of each sentence
 NOT_WITH_TINY = "--tiny reads the built-in fixtures, not a folder; drop one of them"

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from d2l_utils import profiles
-from d2l_utils.arguments import PROFILES, RunArguments
+from d2l_utils.arguments import RunArguments
 from d2l_utils.profiles import (
+    PROFILES,
     ProfileError,
     apply_caps,
     caps_note,

@@ -83,6 +83,7 @@ def test_bert_base_prompt_counts_match_the_formulas():
     assert expected_prompt_params("ptuning-v2", 20, 768, 6) == 184_320  # distilbert
 
 
+@pytest.mark.slow
 def test_fastnlp_trainer_learns_with_a_pretrained_model(tmp_path):
     """P-Tuning v2 on pretrained MiniLM, 3 epochs of the SST-2 fixture (no warmup, the default
     lr): dev accuracy rises from chance and the training loss falls. (2 epochs were enough only

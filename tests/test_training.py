@@ -99,6 +99,7 @@ def test_same_seed_same_metrics(tmp_path):
     assert a["loss_log"] == b["loss_log"]
 
 
+@pytest.mark.slow
 def test_learning_with_a_pretrained_model(tmp_path):
     """On the learnable SST-2 fixture, pretrained MiniLM gets well above chance (0.5)."""
     record = tiny_run(tmp_path, model="minilm-l6", method="full", epochs=4, lr=5e-5,

@@ -323,17 +323,20 @@ def read_lines(path: Path) -> list[dict]:
 
 def grid_table(lines: list[dict]) -> str:
     """Mean ± sd over seeds, grouped vs random, per task and method; `yes` when the grouped mean
-    is within one seed standard deviation (the larger of the two) of the random mean. Runs with
+    is within one seed standard deviation (the larger of the two) of the random mean, and the
+    two-sided p of Welch's t-test over the seeds. Runs with
     the old 50-batch mega-batches (`grouped50`), where there are any, get their own columns."""
     cells: dict[tuple, dict[str, list[dict]]] = {}
     for line in lines:
         cells.setdefault((line["task"], line["method"]), {}).setdefault(line["batching"],
                                                                        []).append(line)
+    from d2l_utils.stats import welch_p
+
     old = any("grouped50" in by for by in cells.values())
     out = ["| task | method | metric | grouped (default) | random | grouped − random | "
-           "within 1 sd |" + (" mega 50 (old) | mega 50 − random |" if old else "")
+           "within 1 sd | p, seeds |" + (" mega 50 (old) | mega 50 − random |" if old else "")
            + " seeds | train examples/s grouped / random |",
-           "|---|---|---|---:|---:|---:|:---:|" + ("---:|---:|" if old else "") + "---|---:|"]
+           "|---|---|---|---:|---:|---:|:---:|---:|" + ("---:|---:|" if old else "") + "---|---:|"]
 
     def stats(runs: list[dict]) -> tuple[float, float]:
         scores = [r["score"] for r in runs]
@@ -347,8 +350,10 @@ def grid_table(lines: list[dict]) -> str:
         seeds = sorted({r["seed"] for r in by["grouped"]} & {r["seed"] for r in by["random"]})
         rates = [statistics.fmean(r["examples_per_s"] for r in by[b])
                  for b in ("grouped", "random")]
+        p = welch_p([r["score"] for r in by["grouped"]], [r["score"] for r in by["random"]])
         row = (f"| {task} | {method} | {by['grouped'][0]['metric']} | {gm:.3f} ± {gs:.3f} | "
-               f"{rm:.3f} ± {rs:.3f} | {gm - rm:+.3f} | {ok} |")
+               f"{rm:.3f} ± {rs:.3f} | {gm - rm:+.3f} | {ok} | "
+               f"{'–' if p is None else f'{p:.2f}'} |")
         if old:
             if "grouped50" in by:
                 om, osd = stats(by["grouped50"])

@@ -237,3 +237,15 @@ def test_results_page_shows_the_committed_records(built_book):
     for chapter in range(1, 6):
         for record in committed_records(chapter=chapter):
             assert run_name(record) in text, f"chapter {chapter}: {run_name(record)} missing"
+
+
+def test_time_page_shows_each_chapters_measured_time(built_book):
+    """The Time budget page shows the minutes each chapter's records hold, also when an earlier
+    build exists (Sphinx once skipped the unchanged page and kept an earlier run's times)."""
+    from d2l_utils.pages.records import chapter_time_minutes
+
+    text = visible_text((built_book / "book" / "time_budget.html").read_text(encoding="utf-8"))
+    for chapter in range(1, 7):
+        minutes = chapter_time_minutes(chapter)
+        if minutes is not None:
+            assert re.search(rf"\b{chapter}\s+{minutes:.0f} min\b", text), (chapter, minutes)

@@ -79,7 +79,8 @@ def build(clean: bool = False) -> int:
         shutil.rmtree(BUILD)
     stale = stage()
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
-               str(SOURCE), "--path-output", str(ROOT), "--warningiserror", "--keep-going"]
+               str(SOURCE), "--path-output", str(ROOT), "--warningiserror", "--keep-going",
+               "--all"]  # every page again: Sphinx skips an unchanged .md whose records changed
     print("$", " ".join(command), flush=True)
     result = subprocess.run(command, cwd=ROOT, env=book_environment())
     index = BUILD / "html" / "index.html"

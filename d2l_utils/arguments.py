@@ -172,6 +172,18 @@ class RunArguments:
             if self.max_steps:
                 raise OptionError("--trainer fastnlp trains whole epochs: use --epochs (and "
                                   "--train-batches-per-epoch) instead of --max-steps")
+            for name in ("save_every_steps", "resume"):
+                if getattr(self, name):
+                    raise OptionError(f"--{name.replace('_', '-')}: --trainer fastnlp writes no "
+                                      "checkpoints; use --trainer loop or hf to checkpoint and "
+                                      "resume")
+            if self.epochs is not None and self.epochs != int(self.epochs):
+                raise OptionError(f"--trainer fastnlp trains whole epochs, got --epochs "
+                                  f"{self.epochs:g}; use --train-batches-per-epoch to train part "
+                                  "of each")
+        elif self.train_batches_per_epoch:
+            raise OptionError(f"--train-batches-per-epoch is for --trainer fastnlp; --trainer "
+                              f"{self.trainer} stops early with --max-steps")
         self.method_config()  # the method's own checks (--backend, --target-modules), now
 
     @property

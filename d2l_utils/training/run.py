@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..arguments import OptionError, RunArguments, check_against_model
+from ..arguments import RunArguments, check_against_model
 from ..precision import fastnlp_precision, resolve_precision
 from .checkpoints import check_disk_space, resume_hint
 from .prepare import PreparedRun, check_output_dir, claim_output_dir, prepare_run
@@ -21,22 +21,12 @@ __all__ = ["PreparedRun", "prepare_run", "train"]
 
 
 def check_trainer_options(args: RunArguments) -> None:
-    """Refuse, before any data or model loads, an option the chosen trainer cannot honour (one
-    line, `OptionError` or `PrecisionError`), rather than ignore it."""
-    if args.trainer != "fastnlp":
+    """Refuse, before any data or model loads, a precision the chosen trainer cannot use here
+    (one line, `PrecisionError`; `RunArguments` refuses the options a trainer cannot honour)."""
+    if args.trainer == "fastnlp":
+        fastnlp_precision(args.mixed_precision)  # fastNLP 1.0.1 knows fp16 (on a GPU) or fp32
+    else:
         resolve_precision(args.mixed_precision)  # fp16 on a CPU, bf16 on a T4
-        if args.train_batches_per_epoch:
-            raise OptionError(f"--train-batches-per-epoch is for --trainer fastnlp; --trainer "
-                              f"{args.trainer} stops early with --max-steps")
-        return
-    fastnlp_precision(args.mixed_precision)  # fastNLP 1.0.1 knows fp16 (on a GPU) or fp32
-    for name in ("save_every_steps", "resume"):
-        if getattr(args, name):
-            raise OptionError(f"--{name.replace('_', '-')}: --trainer fastnlp writes no "
-                              "checkpoints; use --trainer loop or hf to checkpoint and resume")
-    if args.epochs != int(args.epochs):
-        raise OptionError(f"--trainer fastnlp trains whole epochs, got --epochs {args.epochs:g}; "
-                          "use --train-batches-per-epoch to train part of each")
 
 
 def run_trainer(run: PreparedRun) -> TrainResult:

@@ -25,13 +25,11 @@ import functools
 import gc
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 import psutil
@@ -43,6 +41,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 from transformers.trainer_callback import PrinterCallback
 
 from .arguments import RunArguments, check_against_model
+from .flops import GPU_CHECK_JSON, PEAK_FLOPS, datasheet_peak_for, load_gpu_check  # noqa: F401 - re-exported
 from .methods import build_model, count_parameters
 from .methods.base import Bounds, HeadMode, check_options, option
 from .precision import hf_precision_kwargs, resolve_precision
@@ -54,12 +53,6 @@ WAYS = ("fixed_padding", "hf_trainer", "hf_trainer_grouped", "library_loop")
 WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
               "hf_trainer_grouped": "hf trainer + group_by_length",
               "library_loop": "library loop"}
-# Dense bf16/fp16 tensor-core peaks (FLOP/s) from the vendors' datasheets; first match wins.
-PEAK_FLOPS: tuple[tuple[str, float], ...] = (
-    (r"H100.*PCIe", 756e12), (r"H100", 989e12), (r"H200", 989e12), (r"A100", 312e12),
-    (r"\bT4\b", 65e12), (r"\bL4\b", 121e12), (r"\bA10\b", 125e12),
-    (r"(?i)titan rtx", 130e12),  # the run_glue README's GPU (the T4 estimate's anchor)
-)
 # Matmul dtype of each precision (accelerate's names), for the measured peak.
 PRECISION_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISION_NAMES = {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}
@@ -333,11 +326,6 @@ def datasheet_peak_flops(device: torch.device) -> float | None:
     return None if device.type != "cuda" else datasheet_peak_for(torch.cuda.get_device_name(device))
 
 
-def datasheet_peak_for(name: str) -> float | None:
-    """The dense bf16/fp16 peak in `PEAK_FLOPS` of the GPU called `name`, if it is there."""
-    return next((peak for pattern, peak in PEAK_FLOPS if re.search(pattern, name)), None)
-
-
 def matmul_flops(device: torch.device, dtype: torch.dtype = torch.bfloat16, size: int = 8192,
                  repeats: int = 20) -> float:
     """FLOP/s of square `size` matmuls in `dtype` on `device` (GPU or CPU), after 3 untimed
@@ -498,24 +486,8 @@ def run_bench(args: BenchArguments) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # benchmarks/gpu_check.py's results, for the book pages
 
-GPU_CHECK_JSON = "gpu_check.json"
-# Where a GPU run of benchmarks/gpu_check.py leaves its results (in a source checkout).
-GPU_CHECK_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / GPU_CHECK_JSON
 PART_TITLES = {"bench": "throughput (four ways)", "precision": "fp32 / fp16 / bf16",
                "resume": "kill -9 and resume", "chapter": "chapter 5 (rehearsal caps)"}
-
-
-def load_gpu_check(path: str | Path | None = None, require_gpu: bool = True
-                   ) -> dict[str, Any] | None:
-    """The JSON of a `benchmarks/gpu_check.py` run (default: the committed GPU run), or None
-    when there is none, so a book page shows measured GPU numbers only when they exist.
-    With `require_gpu`, a CPU run's file counts as none."""
-    path = Path(path) if path is not None else GPU_CHECK_PATH
-    path = path / GPU_CHECK_JSON if path.is_dir() else path
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    return summary if summary.get("device") == "cuda" or not require_gpu else None
 
 
 def _pct(value: float | None) -> str:

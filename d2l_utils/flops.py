@@ -1,4 +1,5 @@
-"""Training FLOPs of an encoder: its parameter count per token and the factor k per method.
+"""Training FLOPs of an encoder (its parameter count per token and the factor k per method), the
+GPUs' datasheet peaks, and the committed GPU check's results.
 
 Shared by the time estimate (`d2l_utils.pages.time_budget`) and the GPU check's MFU
 (`benchmarks/gpu_check.py`). Shapes come from the configs shipped in `d2l_utils/configs` and from
@@ -8,12 +9,23 @@ d2l's own BERTs (chapter 1); nothing is downloaded or built.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from .backbones import CONFIG_DIR
 
 FULL, FREEZE = "full", "freeze"
 FROZEN_BACKBONE = ("bitfit", "lora", "prefix", "ptuning-v2", "prompt-tuning")
+# Dense bf16/fp16 tensor-core peaks (FLOP/s) from the vendors' datasheets; first match wins.
+PEAK_FLOPS: tuple[tuple[str, float], ...] = (
+    (r"H100.*PCIe", 756e12), (r"H100", 989e12), (r"H200", 989e12), (r"A100", 312e12),
+    (r"\bT4\b", 65e12), (r"\bL4\b", 121e12), (r"\bA10\b", 125e12),
+    (r"(?i)titan rtx", 130e12),  # the run_glue README's GPU (the T4 estimate's anchor)
+)
+GPU_CHECK_JSON = "gpu_check.json"
+# Where a GPU run of benchmarks/gpu_check.py leaves its results (in a source checkout).
+GPU_CHECK_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / GPU_CHECK_JSON
 
 
 class Shape(NamedTuple):
@@ -57,3 +69,21 @@ def k_factor(method: str, layers: int, trainable_layers: int = 0) -> float:
         return 4.0
     raise ValueError(f"unknown method {method!r}; known: {FULL}, {FREEZE}, "
                      + ", ".join(FROZEN_BACKBONE))
+
+
+def datasheet_peak_for(name: str) -> float | None:
+    """The dense bf16/fp16 peak in `PEAK_FLOPS` of the GPU called `name`, if it is there."""
+    return next((peak for pattern, peak in PEAK_FLOPS if re.search(pattern, name)), None)
+
+
+def load_gpu_check(path: str | Path | None = None, require_gpu: bool = True
+                   ) -> dict[str, Any] | None:
+    """The JSON of a `benchmarks/gpu_check.py` run (default: the committed GPU run), or None
+    when there is none, so a book page shows measured GPU numbers only when they exist.
+    With `require_gpu`, a CPU run's file counts as none."""
+    path = Path(path) if path is not None else GPU_CHECK_PATH
+    path = path / GPU_CHECK_JSON if path.is_dir() else path
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("device") == "cuda" or not require_gpu else None

@@ -39,7 +39,7 @@ class TimingAnchor:
     when no GPU check of its own is committed."""
 
     source: str
-    gpu: str                    # its datasheet peak: `d2l_utils.bench.PEAK_FLOPS`
+    gpu: str                    # its datasheet peak: `d2l_utils.flops.PEAK_FLOPS`
     model: str
     task: str
     epochs: int

@@ -6,13 +6,13 @@ from the one place they are declared, the notebook's cell tagged `parameters` (r
 profile in a throwaway namespace). A run takes its FLOPs divided by the FLOP/s a T4 sustains:
 
     FLOPs = (k N + 6 N_lora) x training tokens + 2 (N + N_lora) x evaluation tokens
-    T4 FLOP/s = MFU x the T4's datasheet peak (`d2l_utils.bench.PEAK_FLOPS`)
+    T4 FLOP/s = MFU x the T4's datasheet peak (`d2l_utils.flops.PEAK_FLOPS`)
 
 N is the encoder's parameter count without embeddings, k the training FLOPs per token and
 parameter (`d2l_utils.flops`, whose `k_factor` is importable from here too). Every example counts
 as 128 tokens, the anchor's fixed padding (the library pads each batch to its longest example
 only). The MFU comes from a measured throughput: the library loop's in a committed GPU check
-(`d2l_utils.bench.load_gpu_check()`) when there is one, else the one the HF run_glue README's
+(`d2l_utils.flops.load_gpu_check()`) when there is one, else the one the HF run_glue README's
 MNLI time on a Titan RTX implies (`references.RUN_GLUE_ANCHOR`); fp32 runs take that README's
 fp32/fp16 time ratio longer.
 """
@@ -105,7 +105,7 @@ def run_flops(run: Run, tokens_per_example: int = RUN_GLUE_ANCHOR.tokens_per_exa
 def t4_throughput(gpu_check: Mapping[str, Any] | None = None) -> Throughput:
     """The T4's training FLOP/s: its datasheet peak times the MFU of the library loop in a GPU
     check (`load_gpu_check()`'s JSON) when given, else the MFU the cited anchor implies."""
-    from ..bench import datasheet_peak_for
+    from ..flops import datasheet_peak_for
 
     peak = datasheet_peak_for("T4") or 0.0
     jobs = [job for job in (gpu_check or {}).get("bench", []) if "library_loop" in job]
@@ -243,7 +243,7 @@ def format_hours(hours: float) -> str:
 def estimate_text(chapter: int, throughput: Throughput | None = None) -> str:
     """The T4 estimate of the chapter's gpu-profile runs in one line (its header prints it; the
     Time budget page shows how it is made)."""
-    from ..bench import load_gpu_check
+    from ..flops import load_gpu_check
 
     throughput = throughput or t4_throughput(load_gpu_check())
     hours = sum(run_hours(r, throughput) for r in chapter_runs(chapter))

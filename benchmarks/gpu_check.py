@@ -7,7 +7,7 @@
 Four parts, in at most `--budget-s` (480) seconds in all; a part that no longer fits is skipped
 and says so, and the files are rewritten after every part, so a run cut short keeps what it had:
 
-1. `bench`: the four ways of `d2l_utils.bench` (fixed padding, the Trainer's defaults, the
+1. `bench`: the four ways of `benchmarks/bench.py` (fixed padding, the Trainer's defaults, the
    Trainer as an expert sets it, the library loop) on bert-base-uncased with random weights from
    the shipped config, on SST-2 (full, LoRA, freezing) and STS-B (full, LoRA): examples/s, real
    tokens/s, peak memory and MFU against the datasheet peak and the measured matmul peak, with
@@ -24,7 +24,7 @@ and says so, and the files are rewritten after every part, so a run cut short ke
 Without a GPU the same parts run on the CPU with tiny settings (tiny-bert, a few steps, chapter 5
 in its tiny profile) into `--out`, which must then not be benchmarks/gpu/: the committed GPU
 files are never overwritten by a CPU run. Writes `gpu_check.json` and `SUMMARY.md` (format:
-benchmarks/GPU_CHECK.md); the book reads the JSON with `d2l_utils.bench.load_gpu_check`.
+benchmarks/GPU_CHECK.md); the book reads the JSON with `d2l_utils.flops.load_gpu_check`.
 Exit code 0 when no part failed, 1 when one did, 2 for bad arguments.
 """
 
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "tests", ROOT):  # tools.hub_mirror and the rehearsal harness in tests/
+for _path in (ROOT / "tests", ROOT):  # benchmarks.bench, tools.hub_mirror, tests/'s harness
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -176,7 +176,7 @@ def prepare() -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parts 1 and 2: throughput, MFU and precision (d2l_utils.bench)
+# Parts 1 and 2: throughput, MFU and precision (benchmarks/bench.py)
 
 
 def flops_per_param(model: str, method: str, trainable_layers: int) -> float:
@@ -189,7 +189,7 @@ def flops_per_param(model: str, method: str, trainable_layers: int) -> float:
 
 def bench_arguments(plan: Plan, data_dir: Path, task: str, method: str, **extra: Any):
     """The `BenchArguments` of one job of this plan."""
-    from d2l_utils.bench import BenchArguments
+    from benchmarks.bench import BenchArguments
 
     return BenchArguments(task=task, method=method, model=plan.model, random_init=True,
                           data_dir=str(data_dir), batch_size=plan.batch_size, steps=plan.steps,
@@ -201,7 +201,7 @@ def bench_arguments(plan: Plan, data_dir: Path, task: str, method: str, **extra:
 def add_mfu(ways: dict[str, dict], params: int, factor: float, peaks: dict[str, Any]) -> None:
     """MFU of every way with the method's FLOPs: against the measured matmul peak (`mfu`) and
     the datasheet peak (`mfu_datasheet`), where each is known."""
-    from d2l_utils.bench import add_flop_utilization
+    from benchmarks.bench import add_flop_utilization
 
     add_flop_utilization(ways, params, peaks["measured"], factor, key="mfu")
     add_flop_utilization(ways, params, peaks["datasheet"], factor, key="mfu_datasheet")
@@ -210,7 +210,7 @@ def add_mfu(ways: dict[str, dict], params: int, factor: float, peaks: dict[str, 
 def measure_peaks(plan: Plan, device, precisions: list[str], picked: str) -> dict[str, Any]:
     """The datasheet peak and the matmul FLOP/s of every supported precision; MFU is taken
     against the one the library trains in here (`picked`)."""
-    from d2l_utils.bench import PRECISION_DTYPES, datasheet_peak_flops, matmul_flops
+    from benchmarks.bench import PRECISION_DTYPES, datasheet_peak_flops, matmul_flops
 
     measured = {p: matmul_flops(device, PRECISION_DTYPES[p], plan.matmul_size,
                                 plan.matmul_repeats) for p in precisions}
@@ -222,7 +222,7 @@ def measure_peaks(plan: Plan, device, precisions: list[str], picked: str) -> dic
 def bench_part(plan: Plan, data_dir: Path, peaks: dict[str, Any], budget: Budget,
                result: dict[str, Any], save: Callable[[], None]) -> None:
     """Part 1: the four ways for every (task, method) of the plan, as long as time allows."""
-    from d2l_utils.bench import WAYS, bench, format_table
+    from benchmarks.bench import WAYS, bench, format_table
 
     result["bench"] = entries = []
     for task, method in plan.benches:
@@ -246,7 +246,7 @@ def precision_part(plan: Plan, data_dir: Path, peaks: dict[str, Any], precisions
                    budget: Budget, result: dict[str, Any], save: Callable[[], None]) -> None:
     """Part 2: the library loop and the expert Trainer on one job in every supported
     precision, on the same tokenized data."""
-    from d2l_utils.bench import measure_way, prepare_bench
+    from benchmarks.bench import measure_way, prepare_bench
 
     task, method = plan.precision_job
     args = bench_arguments(plan, data_dir, task, method)
@@ -535,8 +535,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def summary_markdown(result: dict[str, Any]) -> str:
-    """SUMMARY.md: the tables of `d2l_utils.bench.gpu_check_tables` as Markdown."""
-    from d2l_utils.bench import gpu_check_tables
+    """SUMMARY.md: the tables of `benchmarks.bench.gpu_check_tables` as Markdown."""
+    from benchmarks.bench import gpu_check_tables
 
     lines = [f"# GPU check: {result['device_name']}", "",
              f"`{result['command']}`, started {result['started_at']}"
@@ -552,7 +552,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
     """gpu_check.json and SUMMARY.md, each replaced whole (never half-written)."""
-    from d2l_utils.bench import GPU_CHECK_JSON
+    from d2l_utils.flops import GPU_CHECK_JSON
 
     out.mkdir(parents=True, exist_ok=True)
     for name, text in ((GPU_CHECK_JSON, json.dumps(result, indent=1) + "\n"),

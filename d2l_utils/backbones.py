@@ -69,16 +69,12 @@ def resolve_backbone(name: str, random_init: bool = False) -> Backbone:
         return Backbone(name, path, None if random_init else path, path)
     if name in SHIPPED_CONFIGS and (random_init or name in RANDOM_ONLY):
         config_path = str(CONFIG_DIR / f"{name}.json")
-        if _model_type(config_path) == "roberta":
+        if json.loads(Path(config_path).read_text())["model_type"] == "roberta":
             tokenizer, note = _roberta_tokenizer_source()
         else:  # BERT and DistilBERT uncased share the WordPiece vocabulary MiniLM ships
             tokenizer, note = minilm_path(), ""
         return Backbone(name, config_path, None, tokenizer, note)
     return Backbone(name, name, None if random_init else name, name)
-
-
-def _model_type(config_path: str) -> str:
-    return json.loads(Path(config_path).read_text())["model_type"]
 
 
 def _roberta_tokenizer_source() -> tuple[str, str]:
@@ -107,19 +103,12 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
                 "pytorch_model.bin.index.json")
 
 
-def _is(loader, base: type) -> bool:
-    return isinstance(loader, type) and issubclass(loader, base)
-
-
-def _in_cache(loader, source: str, kwargs: dict) -> bool:
-    """Whether the hub cache holds what `loader` needs from repository `source`: config.json
-    for a config, a vocabulary file for a tokenizer, a weights file for a model."""
-    if loader is AutoTokenizer or _is(loader, PreTrainedTokenizerBase):
-        names = TOKENIZER_FILES
-    elif loader is AutoConfig or _is(loader, PretrainedConfig):
-        names = ("config.json",)
-    else:
-        names = WEIGHT_FILES
+def _in_cache(loader: type, source: str, kwargs: dict) -> bool:
+    """Whether the hub cache holds what `loader` (a class) needs from repository `source`:
+    config.json for a config, a vocabulary file for a tokenizer, a weights file for a model."""
+    names = (TOKENIZER_FILES if issubclass(loader, (AutoTokenizer, PreTrainedTokenizerBase))
+             else ("config.json",) if issubclass(loader, (AutoConfig, PretrainedConfig))
+             else WEIGHT_FILES)
     try:
         return any(isinstance(try_to_load_from_cache(source, name,
                                                      cache_dir=kwargs.get("cache_dir"),
@@ -172,8 +161,7 @@ def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
                "label2id": {name: i for i, name in enumerate(task.label_names)}})
     if backbone.config_source.endswith(".json"):
         values = json.loads(Path(backbone.config_source).read_text())
-        model_type = values.pop("model_type")
-        return AutoConfig.for_model(model_type, **values, **labels)
+        return AutoConfig.for_model(values.pop("model_type"), **values, **labels)
     return from_source(AutoConfig, backbone.config_source, **labels)
 
 
@@ -182,8 +170,7 @@ def load_tokenizer(backbone: Backbone, config: PretrainedConfig) -> PreTrainedTo
     if backbone.tokenizer_note:
         log.warning(backbone.tokenizer_note)
     tokenizer = from_source(AutoTokenizer, backbone.tokenizer_source)
-    uses_segments = getattr(config, "type_vocab_size", 0) > 1
-    if not uses_segments and "token_type_ids" in tokenizer.model_input_names:
+    if getattr(config, "type_vocab_size", 0) <= 1:  # no segments: no token_type_ids
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names
                                        if n != "token_type_ids"]
     return tokenizer

@@ -1,5 +1,5 @@
-"""Command line: `python -m d2l_utils {train,evaluate,predict,export,params,bench} ...` (`--help`
-on each).
+"""Command line: `python -m d2l_utils {train,evaluate,predict,export,params} ...` (`--help` on
+each).
 
 Exit codes: 0 done, 2 a bad option (argparse's usage line, or one `error:` line naming the
 option, the value and the valid range), 1 a data, model or file problem (one `error:` line naming
@@ -63,15 +63,15 @@ def _yes_no(value: str) -> bool:
     return value.lower() in ("yes", "true", "t", "y", "1")
 
 
-def _parser(cls: type, prog: str) -> argparse.ArgumentParser:
+def _parser(cls: type, prog: str, program: str) -> argparse.ArgumentParser:
     """One option per field of `cls`, named as the README does (`--max-steps`), with the field's
     help text, valid range and default; a bool option also takes true/false, and `--no-NAME`
     when it defaults to true. An option not given is left out, so the dataclass default holds."""
     from .methods.base import option_name, type_hints, unwrap_optional
 
     parser = argparse.ArgumentParser(
-        prog=f"python -m d2l_utils {prog}", argument_default=argparse.SUPPRESS,
-        usage=f"python -m d2l_utils {prog} [options]   (--help lists them)",
+        prog=f"{program} {prog}", argument_default=argparse.SUPPRESS,
+        usage=f"{program} {prog} [options]   (--help lists them)",
         description=cls.__doc__)
     for f in dataclasses.fields(cls):
         hint = unwrap_optional(type_hints(cls)[f.name])[0]
@@ -118,12 +118,12 @@ def suggestion(unknown: str, cls: type) -> str | None:
     return "--" + close[0] if close else None
 
 
-def parse(cls: type, argv: list[str], prog: str):
-    """The dataclass of options from `argv`. argparse errors (an unknown option, with a
-    suggestion; a value of the wrong type; a missing one) print the usage line and raise
-    SystemExit(2), as argparse does; a bad value raises `OptionError` (or another of
+def parse(cls: type, argv: list[str], prog: str, program: str = "python -m d2l_utils"):
+    """The dataclass of options of `program prog` from `argv`. argparse errors (an unknown
+    option, with a suggestion; a value of the wrong type; a missing one) print the usage line
+    and raise SystemExit(2), as argparse does; a bad value raises `OptionError` (or another of
     `usage_errors`) from the dataclass's own checks."""
-    parser, typed = _parser(cls, prog), {_dashed(arg): arg for arg in argv}
+    parser, typed = _parser(cls, prog, program), {_dashed(arg): arg for arg in argv}
     values, remaining = parser.parse_known_args([_dashed(arg) for arg in argv])
     if remaining:
         remaining = [typed.get(arg, arg) for arg in remaining]  # as the user typed them
@@ -194,17 +194,9 @@ def cmd_params(argv: list[str]) -> int:
     return 0
 
 
-def cmd_bench(argv: list[str]) -> int:
-    """Time one job four ways (fixed padding, HF Trainer +/- group_by_length, library loop)."""
-    from .bench import BenchArguments, run_bench
-
-    run_bench(parse(BenchArguments, argv, "bench"))
-    return 0
-
-
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
-    "params": cmd_params, "bench": cmd_bench}
+    "params": cmd_params}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,8 +235,7 @@ def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a subcommand; option errors exit with 2, run errors with 1, Ctrl-C with 130
-    (SIGTERM 143, SIGHUP 129), all without a traceback."""
+    """Dispatch to a subcommand, run by `run_command`."""
     from_shell = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
@@ -256,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {given}choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
             return 2
         return 0 if argv else 2
+    return run_command(COMMANDS[argv[0]], argv[1:], from_shell)
+
+
+def run_command(command: Callable[[list[str]], int], argv: list[str],
+                from_shell: bool = False) -> int:
+    """Run `command(argv)` (a subcommand, or benchmarks/bench.py): option errors exit with 2,
+    run errors with 1, Ctrl-C with 130 (SIGTERM 143, SIGHUP 129), all without a traceback.
+    `from_shell`: called as a program, not from Python."""
     started = time.time()
     _RUNNING.clear()
     previous = signals.install(signals.raise_stopped)
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        return COMMANDS[argv[0]](argv[1:])
+        return command(argv)
     except KeyboardInterrupt as err:
         interrupted = True
         signals.ignore_all()

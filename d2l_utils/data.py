@@ -37,7 +37,11 @@ class DataFormatError(DataError):
 def task_features(task: TaskSpec) -> Features:
     """The schema every source produces for `task`."""
     label = Value("float32") if task.is_regression else ClassLabel(names=list(task.label_names))
-    return Features({**{key: Value("string") for key in task.text_keys}, "label": label})
+    return Features({**_strings(task.text_keys), "label": label})
+
+
+def _strings(keys: tuple[str, ...] | list[str]) -> Features:
+    return Features({key: Value("string") for key in keys})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,12 +129,10 @@ def _parse_label(task: TaskSpec, value: str, path: Path, line: int) -> int | flo
             raise DataFormatError(path, line, f"score {value!r} is outside {task.name}'s "
                                   f"range {low:g} to {high:g}")
         return score
-    ids = [str(i) for i in range(task.num_labels)]  # the task's integers, spelled plainly
-    if value in task.label_names:
-        return task.label_names.index(value)
-    if value in ids:
-        return ids.index(value)
-    choices = list(task.label_names) + ids
+    # the label names, then the task's integers spelled plainly
+    choices = [*task.label_names, *map(str, range(task.num_labels))]
+    if value in choices:
+        return choices.index(value) % task.num_labels
     raise DataFormatError(path, line, f"label {value!r} is not one of {choices}")
 
 
@@ -155,10 +157,7 @@ def read_split_file(task: TaskSpec, path: Path, layout: FileLayout | None = None
             columns["label"].append(_parse_label(task, row["label"], path, line))
     if not columns[keys[0]]:
         raise DataFormatError(path, None, "no examples found (only a header or dropped rows)")
-    features = task_features(task)
-    if not labelled:
-        features = Features({key: Value("string") for key in keys})
-    return Dataset.from_dict(columns, features=features)
+    return Dataset.from_dict(columns, features=task_features(task) if labelled else _strings(keys))
 
 
 def read_input_file(task: TaskSpec, path: str | os.PathLike) -> Dataset:
@@ -217,13 +216,12 @@ def load_test_split(task: TaskSpec, split: TestSplit, data_dir: str | os.PathLik
     if not tiny and data_dir is None:
         ds = _hub_dataset((task.hub_path, split.hub_config) if split.hub_config
                           else task.hub_args)[split.name]
-        return ds.select_columns([*task.text_keys, "idx"]).cast(
-            Features({**{key: Value("string") for key in task.text_keys}, "idx": Value("string")}))
+        return ds.select_columns([*task.text_keys, "idx"]).cast(_strings([*task.text_keys, "idx"]))
     root = Path(FIXTURES_DIR if tiny else data_dir)
     if not root.is_dir():
         raise DataError(f"--data-dir {root}: no such directory")
-    folder, name = (root / split.path).parent, (root / split.path).name
-    return read_split_file(task, split_file(folder, (name,), split.name),
+    path = root / split.path
+    return read_split_file(task, split_file(path.parent, (path.name,), split.name),
                            FileLayout({}, split.columns), texts_required=True)
 
 

@@ -14,6 +14,7 @@ computed by `d2l_utils.metrics`, after the trial's last epoch. `apply_best` turn
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -33,9 +34,6 @@ from .tasks import search_subset_size
 from .training.prepare import PreparedRun, check_output_dir, prepare_run
 from .training.record import device_description, timestamp
 
-OPTUNA_HINT = ("hyperparameter search needs Optuna, which is an optional dependency: "
-               "pip install optuna   (or install the book's extra: pip install -e '.[hpo]'; "
-               "the Colab install cell does this)")
 SEARCH_FILE = "search.json"
 
 # TrainingArguments field (what the Trainer's search sets) -> RunArguments field
@@ -46,6 +44,8 @@ TRAINER_TO_RUN: dict[str, str] = {
     "adam_epsilon": "adam_epsilon", "max_grad_norm": "max_grad_norm",
 }
 _INTEGER_FIELDS = ("batch_size", "seed")
+SAMPLED = {"learning_rate": "log-uniform", "num_train_epochs": "integer",
+           "per_device_train_batch_size": "categorical", "warmup_ratio": "uniform"}
 
 
 class OptunaMissingError(ImportError):
@@ -57,7 +57,10 @@ def require_optuna():
     try:
         import optuna
     except ImportError as err:
-        raise OptunaMissingError(OPTUNA_HINT) from err
+        raise OptunaMissingError(
+            "hyperparameter search needs Optuna, which is an optional dependency: pip install "
+            "optuna   (or install the book's extra: pip install -e '.[hpo]'; the Colab install "
+            "cell does this)") from err
     return optuna
 
 
@@ -114,28 +117,20 @@ class SearchSpace:
 
     def contains(self, params: Mapping[str, Any]) -> bool:
         """True when every value in `params` lies in this space."""
-        def inside(name: str, value: Any) -> bool:
-            bounds = getattr(self, name, None)
-            if bounds is None or name == "per_device_train_batch_size":
-                return value in (bounds or ())
-            return bounds[0] <= value <= bounds[1]
-
-        return all(inside(name, value) for name, value in params.items())
+        space = self.searched()
+        return all(name in space and (value in space[name] if SAMPLED[name] == "categorical"
+                                      else space[name][0] <= value <= space[name][1])
+                   for name, value in params.items())
 
     def table(self) -> pd.DataFrame:
         """The space as a table: parameter, run option, values, how they are sampled."""
         rows = []
         for name, values in self.searched().items():
-            kind = ("categorical" if name == "per_device_train_batch_size" else
-                    "log-uniform" if name == "learning_rate" else
-                    "integer" if name == "num_train_epochs" else "uniform")
-            if len(set(values)) == 1:
-                kind, shown = "fixed", f"{values[0]:g}"
-            else:
-                shown = (", ".join(map(str, values)) if kind == "categorical"
-                         else f"{values[0]:g} .. {values[1]:g}")
-            rows.append({"parameter": name, "run option": TRAINER_TO_RUN[name],
-                         "values": shown, "sampled": kind})
+            fixed = len(set(values)) == 1
+            shown = (f"{values[0]:g}" if fixed else ", ".join(map(str, values))
+                     if SAMPLED[name] == "categorical" else f"{values[0]:g} .. {values[1]:g}")
+            rows.append({"parameter": name, "run option": TRAINER_TO_RUN[name], "values": shown,
+                         "sampled": "fixed" if fixed else SAMPLED[name]})
         return pd.DataFrame(rows).set_index("parameter")
 
 
@@ -204,9 +199,7 @@ class SearchResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON (`path` a file or a folder, which gets `search.json`)."""
-        path = Path(path)
-        if path.is_dir() or not path.suffix:
-            path = path / SEARCH_FILE
+        path = _search_file(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
@@ -214,12 +207,14 @@ class SearchResult:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchResult":
         """Read a result written by `save`."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / SEARCH_FILE
-        values = json.loads(path.read_text())
+        values = json.loads(_search_file(path).read_text())
         values["trials"] = [TrialResult(**t) for t in values["trials"]]
         return cls(**values)
+
+
+def _search_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path / SEARCH_FILE if path.is_dir() or not path.suffix else path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,12 +223,7 @@ class SearchResult:
 
 def model_initializer(run: PreparedRun) -> Callable[[], nn.Module]:
     """The Trainer's `model_init`: a function (not a model) building a fresh model per trial."""
-    backbone, task, method = run.backbone, run.task, run.method
-
-    def model_init() -> nn.Module:
-        return build_model(backbone, task, method)
-
-    return model_init
+    return functools.partial(build_model, run.backbone, run.task, run.method)
 
 
 def metric_objective(split: str, metric: str) -> Callable[[dict[str, float]], float]:
@@ -296,8 +286,11 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
         sampler=optuna.samplers.TPESampler(seed=args.seed if sampler_seed is None
                                            else sampler_seed),
         pruner=optuna.pruners.NopPruner(), timeout=timeout_s)
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    trials = [_trial_result(t) for t in study.trials]
+    trials = [TrialResult(t.number, t.state.name, dict(t.params),  # a NaN objective is None
+                          t.value if t.value is not None and math.isfinite(t.value) else None,
+                          [float(t.intermediate_values[s]) for s in sorted(t.intermediate_values)],
+                          None if t.duration is None else t.duration.total_seconds())
+              for t in optuna.load_study(study_name=study_name, storage=storage).trials]
     result = SearchResult(
         task=task.name, model=args.model, metric=metric, split=split, direction="maximize",
         trials=trials, space=space.searched(), train_examples=len(run.data["train"]),
@@ -307,15 +300,6 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
         finished_at=timestamp())
     result.save(args.output_dir)
     return result
-
-
-def _trial_result(trial) -> TrialResult:
-    values = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
-    duration = trial.duration.total_seconds() if trial.duration is not None else None
-    objective = trial.value if trial.value is not None and math.isfinite(trial.value) else None
-    return TrialResult(number=trial.number, state=trial.state.name, params=dict(trial.params),
-                       objective=objective, epoch_values=[float(v) for v in values],
-                       duration_s=duration)
 
 
 def apply_best(args: RunArguments, best: TrialResult | Mapping[str, Any] | Any) -> RunArguments:

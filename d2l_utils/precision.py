@@ -52,17 +52,11 @@ def _describe(gpu: tuple[str, tuple[int, int]]) -> str:
 
 
 def resolve_precision(choice: str = "auto") -> str:
-    """`no`, `fp16` or `bf16` for this machine; `choice` is one of auto|no|fp16|bf16.
-
-    - `auto`: bf16 on a GPU of compute capability 8.0 or more, fp16 (with a gradient scaler)
-      below that (T4 7.5, V100 7.0), fp32 (`no`) without a GPU.
-    - `no` is always allowed.
-    - `bf16` on a GPU below 8.0 raises `PrecisionError`: it would only be emulated there; use fp16.
-    - `bf16` without a GPU: allowed on a CPU with native bf16 (`cpu_has_native_bf16`), else a
-      `PrecisionError`. `fp16` without a GPU is always a `PrecisionError`.
-      An explicit request is a statement about the run: a silent fallback would produce a run
-      record (and timings) that are not what was asked for; `auto` says "whatever fits here".
-    """
+    """`no`, `fp16` or `bf16` for this machine, from `choice` (auto|no|fp16|bf16): `auto` is bf16
+    on a GPU of compute capability 8.0 or more, fp16 below it (T4, V100), fp32 without a GPU.
+    An explicit choice this hardware cannot run natively (fp16 without a GPU; bf16 below 8.0, or
+    on a CPU without `cpu_has_native_bf16`) is a `PrecisionError`, never a silent fallback: the
+    run record and timings would not be what was asked for."""
     if choice not in CHOICES:
         raise PrecisionError(f"precision must be one of {', '.join(CHOICES)}, not {choice!r}")
     if choice == "no":

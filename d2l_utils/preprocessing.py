@@ -63,17 +63,12 @@ def length_order(dataset: Dataset) -> np.ndarray:
     return np.argsort(-np.asarray(dataset["length"]), kind="stable")
 
 
-# How length-grouped batches are made: a seeded permutation is cut into mega-batches of
-# `mega_batch` batches, each sorted by length. Large mega-batches pad least, but each batch is then
-# a narrow length stratum, and where length goes with the label the batches are not mixed. Measured
-# on the real train files with MiniLM's tokenizer, batch 32 (tools/batching_study.py padding;
-# benchmarks/RESULTS.md): on STS-B (length explains 5% of the score's variance) mega-batches of 5
-# to 50 batches all make the batch label means spread 1.6x as much as random batches' and 14-16%
-# of the batches >= 90% one genre (random: 0%); 3 batches: 1.47x and 1%, with 0.60x the padded
-# tokens of random batches (50: 0.42x). On SST-2 and CoLA (length explains < 1%) every size mixes
-# alike (1.16x, 1.0x), so 50 costs nothing there and pads least (SST-2: 0.35x, 3: 0.57x).
-# So the sampler looks at the data (`choose_mega_batch`): 50 where length-sorted batches would
-# stay mixed, 3 where they would not.
+# Mega-batches of length-sorted batches: large ones pad least, but where length goes with the
+# label their batches are not mixed. Measured on the real train files, batch 32
+# (benchmarks/RESULTS.md, "Length-grouped batches that stay mixed"): on STS-B 5 to 50 batches
+# make the batch label means spread 1.6x as much as random batches' (3: 1.47x, with 0.60x their
+# padded tokens); on SST-2 and CoLA every size mixes alike, and 50 pads least (SST-2: 0.35x).
+# So the sampler looks at the data (`choose_mega_batch`): 50 where batches stay mixed, else 3.
 MEGA_BATCH_LARGE, MEGA_BATCH = 50, 3
 MAX_LABEL_SPREAD = 1.25  # predicted spread of fully length-sorted batches' label means vs random
 

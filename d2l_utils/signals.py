@@ -59,9 +59,7 @@ def restore(previous: dict[int, object]) -> None:
 
 def ignore_all() -> None:
     """Ignore further stop signals (main thread only), so they cannot break an exit."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+    install(signal.SIG_IGN)
 
 
 def raise_stopped(signum: int, frame) -> None:

@@ -22,10 +22,6 @@ from scipy.stats import ttest_ind
 from .metrics import METRICS
 
 
-def _accuracy(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return (pred == labels).mean(axis=-1)
-
-
 def _binary_mcc(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Matthews correlation of 0/1 predictions per row; 0 where a margin is empty (as sklearn)."""
     pred, labels = pred.astype(float), labels.astype(float)
@@ -48,7 +44,7 @@ def _pearson(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def metric_rows(name: str, labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """`fn(predictions, labels)` computing metric `name` for each row of 2-D arrays."""
     if name == "accuracy":
-        return _accuracy
+        return lambda p, y: (p == y).mean(axis=-1)
     if name == "pearson":
         return _pearson
     if name == "matthews_correlation" and set(np.unique(labels)) <= {0, 1}:

@@ -11,6 +11,7 @@ fixtures all yield the same schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,6 @@ class TestSplit:
     columns: dict[str, str]
     submission: str  # the leaderboard's file name: CoLA.tsv, MNLI-m.tsv, AX.tsv
     hub_config: str = ""  # the hub config when it is not the task's own (AX: ax)
-
-
-def _test(folder: str, columns: dict[str, str], index: str = "index") -> tuple[TestSplit]:
-    """The one test split of a GLUE task: FOLDER/test.tsv, submitted as FOLDER.tsv."""
-    return (TestSplit("test", f"{folder}/test.tsv", {**columns, "idx": index}, f"{folder}.tsv"),)
 
 
 _TRAIN_DEV = {"train": ("train.tsv",), "validation": ("dev.tsv",)}
@@ -95,51 +91,43 @@ class TaskSpec:
 
 NLI3 = ("entailment", "neutral", "contradiction")
 ENTAIL2 = ("entailment", "not_entailment")
-
-def _sizes(train: int, validation: int) -> dict[str, int]:
-    return {"train": train, "validation": validation}
-
-
-def _pair(a: str, b: str, label: str = "label") -> dict[str, str]:
-    """Columns of a pair task whose file names its text columns as we do (no label: "")."""
-    return {a: a, b: b, **({"label": label} if label else {})}
-
-
 _MNLI_TEXT = {"premise": "sentence1", "hypothesis": "sentence2"}  # MNLI's and the AX file's
+
+
+def _glue(name: str, glue_dir: str, text_keys: tuple[str, ...], label_names: tuple[str, ...],
+          metrics: tuple[str, ...], description: str, sizes: tuple[int, int],
+          columns: dict[str, str] | None = None, label: str = "label", index: str = "index",
+          **more: Any) -> TaskSpec:
+    """A GLUE task in the usual layout: FOLDER/{train,dev}.tsv with the text `columns` (ours ->
+    the file's; default: the same names) and `label`, and FOLDER/test.tsv with an `index`
+    column, submitted as FOLDER.tsv."""
+    columns = columns or {key: key for key in text_keys}
+    more.setdefault("files", FileLayout(_TRAIN_DEV, {**columns, "label": label}))
+    test = TestSplit("test", f"{glue_dir}/test.tsv", {**columns, "idx": index}, f"{glue_dir}.tsv")
+    return TaskSpec(name, text_keys, label_names, metrics, glue_dir=glue_dir,
+                    description=description, test_splits=(test,),
+                    official_sizes={"train": sizes[0], "validation": sizes[1]}, **more)
 
 
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
-        TaskSpec("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",),
-                 glue_dir="CoLA", description="grammatical acceptability (single sentence)",
-                 files=FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"},
-                                  positional_header=("source", "label", "original_label",
-                                                     "sentence")),
-                 official_sizes=_sizes(8_551, 1_043),
-                 test_splits=_test("CoLA", {"sentence": "sentence"})),
-        TaskSpec("sst2", ("sentence",), ("negative", "positive"), ("accuracy",),
-                 glue_dir="SST-2", description="movie-review sentiment (single sentence)",
-                 files=FileLayout(_TRAIN_DEV, {"sentence": "sentence", "label": "label"}),
-                 official_sizes=_sizes(67_349, 872),
-                 test_splits=_test("SST-2", {"sentence": "sentence"})),
-        TaskSpec("mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
-                 ("f1", "accuracy"), glue_dir="MRPC", description="paraphrase (news pairs)",
-                 files=FileLayout(_TRAIN_DEV, {"sentence1": "#1 String",
-                                               "sentence2": "#2 String", "label": "Quality"}),
-                 official_sizes=_sizes(3_668, 408),
-                 test_splits=_test("MRPC", {"sentence1": "#1 String",
-                                             "sentence2": "#2 String"})),
-        TaskSpec("stsb", ("sentence1", "sentence2"), (), ("pearson", "spearmanr"),
-                 glue_dir="STS-B", description="semantic similarity score 0-5 (regression)",
-                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2", "score")),
-                 official_sizes=_sizes(5_749, 1_500), label_range=(0.0, 5.0),
-                 test_splits=_test("STS-B", _pair("sentence1", "sentence2", ""))),
-        TaskSpec("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"),
-                 ("f1", "accuracy"), glue_dir="QQP", description="duplicate Quora questions",
-                 files=FileLayout(_TRAIN_DEV, _pair("question1", "question2", "is_duplicate")),
-                 official_sizes=_sizes(363_846, 40_430),
-                 test_splits=_test("QQP", _pair("question1", "question2", ""), index="id")),
+        _glue("cola", "CoLA", ("sentence",), ("unacceptable", "acceptable"),
+              ("matthews_correlation",), "grammatical acceptability (single sentence)",
+              (8_551, 1_043), files=FileLayout(
+                  _TRAIN_DEV, {"sentence": "sentence", "label": "label"},
+                  positional_header=("source", "label", "original_label", "sentence"))),
+        _glue("sst2", "SST-2", ("sentence",), ("negative", "positive"), ("accuracy",),
+              "movie-review sentiment (single sentence)", (67_349, 872)),
+        _glue("mrpc", "MRPC", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
+              ("f1", "accuracy"), "paraphrase (news pairs)", (3_668, 408),
+              columns={"sentence1": "#1 String", "sentence2": "#2 String"}, label="Quality"),
+        _glue("stsb", "STS-B", ("sentence1", "sentence2"), (), ("pearson", "spearmanr"),
+              "semantic similarity score 0-5 (regression)", (5_749, 1_500), label="score",
+              label_range=(0.0, 5.0)),
+        _glue("qqp", "QQP", ("question1", "question2"), ("not_duplicate", "duplicate"),
+              ("f1", "accuracy"), "duplicate Quora questions", (363_846, 40_430),
+              label="is_duplicate", index="id"),
         TaskSpec("mnli", ("premise", "hypothesis"), NLI3, ("accuracy",),
                  eval_splits=("validation_matched", "validation_mismatched"),
                  glue_dir="MNLI", description="multi-genre natural language inference",
@@ -156,23 +144,12 @@ TASKS: dict[str, TaskSpec] = {
                                         "MNLI-mm.tsv", ""),
                                        ("test", "diagnostic/diagnostic.tsv", "AX.tsv", "ax")]),
                  submit_names=True),
-        TaskSpec("qnli", ("question", "sentence"), ENTAIL2, ("accuracy",),
-                 glue_dir="QNLI", description="does the sentence answer the question",
-                 files=FileLayout(_TRAIN_DEV, _pair("question", "sentence")),
-                 official_sizes=_sizes(104_743, 5_463),
-                 test_splits=_test("QNLI", _pair("question", "sentence", "")),
-                 submit_names=True),
-        TaskSpec("rte", ("sentence1", "sentence2"), ENTAIL2, ("accuracy",),
-                 glue_dir="RTE", description="recognising textual entailment",
-                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2")),
-                 official_sizes=_sizes(2_490, 277),
-                 test_splits=_test("RTE", _pair("sentence1", "sentence2", "")),
-                 submit_names=True),
-        TaskSpec("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"),
-                 ("accuracy",), glue_dir="WNLI", description="Winograd NLI",
-                 files=FileLayout(_TRAIN_DEV, _pair("sentence1", "sentence2")),
-                 official_sizes=_sizes(635, 71),
-                 test_splits=_test("WNLI", _pair("sentence1", "sentence2", ""))),
+        _glue("qnli", "QNLI", ("question", "sentence"), ENTAIL2, ("accuracy",),
+              "does the sentence answer the question", (104_743, 5_463), submit_names=True),
+        _glue("rte", "RTE", ("sentence1", "sentence2"), ENTAIL2, ("accuracy",),
+              "recognising textual entailment", (2_490, 277), submit_names=True),
+        _glue("wnli", "WNLI", ("sentence1", "sentence2"), ("not_entailment", "entailment"),
+              ("accuracy",), "Winograd NLI", (635, 71)),
         TaskSpec("snli", ("premise", "hypothesis"), NLI3, ("accuracy",),
                  eval_splits=("validation", "test"), hub_path="stanfordnlp/snli",
                  glue_dir="SNLI", description="Stanford natural language inference",

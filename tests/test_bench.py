@@ -1,4 +1,4 @@
-"""`python -m d2l_utils bench` in the tiny profile: the four ways run and are measured alike."""
+"""`python benchmarks/bench.py` in the tiny profile: the four ways run and are measured alike."""
 
 import contextlib
 import io
@@ -7,21 +7,21 @@ import json
 import pytest
 import torch
 
-from d2l_utils.bench import (
+from benchmarks.bench import (
     RUNNERS,
     WAYS,
     BenchArguments,
     StepMeter,
     add_flop_utilization,
-    datasheet_peak_for,
     expert_trainer_options,
     format_table,
     group_by_length_share,
+    main,
     matmul_flops,
     peak_flops,
     way_precisions,
 )
-from d2l_utils.cli import main
+from d2l_utils.flops import datasheet_peak_for
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def report() -> dict:
     """Run the bench once for the module and parse the last stdout line."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["bench", "--tiny", "--task", "sst2", "--method", "lora", "--steps", "3",
+        code = main(["--tiny", "--task", "sst2", "--method", "lora", "--steps", "3",
                      "--batch-size", "4"])
     assert code == 0
     lines = out.getvalue().strip().splitlines()
@@ -97,12 +97,12 @@ def test_fixed_padding_counts_only_real_tokens(report):
 
 
 def test_options_and_peak_lookup(capsys):
-    assert main(["bench", "--tiny", "--task", "sst2", "--steps", "0"]) == 2
+    assert main(["--tiny", "--task", "sst2", "--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
     for option, value, message in [("--batch-size", "0", "--batch-size must be at least 1"),
                                    ("--r", "0", "--r must be at least 1"),
                                    ("--max-seq-length", "4", "--max-seq-length must be")]:
-        assert main(["bench", "--tiny", "--task", "sst2", option, value]) == 2
+        assert main(["--tiny", "--task", "sst2", option, value]) == 2
         assert capsys.readouterr().err.startswith(f"error: {message}")  # train's own checks
     assert BenchArguments(task="cola", tiny=True).run_arguments().max_steps == 33
     assert peak_flops(torch.device("cpu"), None) is None
@@ -123,13 +123,13 @@ def test_options_and_peak_lookup(capsys):
 def test_a_bad_bench_option_is_one_line_before_data_and_model_load(capsys, monkeypatch,
                                                                    options, message):
     """Every bench option is checked as `train` checks it, and before anything loads."""
-    import d2l_utils.bench as bench_module
+    import benchmarks.bench as bench_module
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("data and model were loaded before the options were checked")
 
     monkeypatch.setattr(bench_module, "prepare_run", must_not_load)
-    assert main(["bench", "--tiny", "--task", "sst2", *options.split()]) == 2
+    assert main(["--tiny", "--task", "sst2", *options.split()]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.strip().count("\n") == 0, err
 
@@ -168,7 +168,7 @@ def test_the_expert_trainer_sets_grouping_fused_adamw_and_the_precision():
 
 
 def test_a_precision_this_machine_cannot_run_is_one_error_line(capsys):
-    assert main(["bench", "--tiny", "--task", "sst2", "--mixed-precision", "fp16"]) == 2
+    assert main(["--tiny", "--task", "sst2", "--mixed-precision", "fp16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: fp16 needs a CUDA GPU")
 

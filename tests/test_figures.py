@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from d2l_utils.pages import figures
-from d2l_utils.pages.figures import figure_texts
 from tools import draw_figures as tool
 from tools.draw_figures import FIGURES, save_figures
 
@@ -37,7 +37,8 @@ for _model, _head in (("bert-base-uncased", 2_307), ("roberta-base", 592_130)):
 
 
 def _joined(fig: Figure) -> str:
-    return "\n".join(figure_texts(fig))
+    """Every non-empty string drawn on `fig` (boxes, notes, legends, tick labels), a line each."""
+    return "\n".join(t.get_text() for t in fig.findobj(Text) if t.get_text())
 
 
 def _assert_texts(fig: Figure, *needles: str) -> None:

@@ -13,7 +13,8 @@ import nbformat
 import pytest
 import torch
 
-from d2l_utils.bench import WAYS, gpu_check_tables, load_gpu_check
+from benchmarks.bench import WAYS, gpu_check_tables
+from d2l_utils.flops import load_gpu_check
 
 ROOT = Path(__file__).resolve().parent.parent
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="what a CPU run does")

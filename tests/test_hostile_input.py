@@ -110,8 +110,8 @@ def test_argparse_errors_print_the_usage_line_and_exit_2(tmp_path, capsys, optio
 
 def test_every_numeric_option_has_a_range_shown_in_help(capsys):
     """The checks come from the fields' metadata: a new numeric option cannot lack one."""
+    from benchmarks.bench import BenchArguments
     from d2l_utils.arguments import PredictArguments
-    from d2l_utils.bench import BenchArguments
 
     for cls in (RunArguments, EvaluateArguments, PredictArguments, BenchArguments):
         for f in dataclasses.fields(cls):

@@ -85,8 +85,8 @@ def test_method_options_are_defined_once_by_the_method_configs():
     method's config; `method_config` checks them with the same words."""
     import dataclasses
 
+    from benchmarks.bench import BenchArguments
     from d2l_utils.arguments import RunArguments
-    from d2l_utils.bench import BenchArguments
     from d2l_utils.methods import METHODS, MethodError, method_config
 
     run = {f.name: f for f in dataclasses.fields(RunArguments)}

@@ -15,12 +15,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = [ROOT / "benchmarks" / name
-           for name in ("eval_order.py", "cpu_precision.py", "optimizer_step.py")]
+           for name in ("bench.py", "eval_order.py", "cpu_precision.py", "optimizer_step.py")]
 SCRIPTS.append(ROOT / "tools" / "batching_study.py")
 
 
 def load(path: Path):
-    """A script as a module (benchmarks/ is no package)."""
+    """A script as a module, loaded from its file as `python benchmarks/NAME.py` runs it."""
     spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -107,3 +107,22 @@ def test_optimizer_step_runs_from_the_shell(tmp_path):
     assert all(positive(v) for v in result["ms_per_step"].values())
     assert result["speedup_vs_for_loop"]["for-loop"] == 1.0
     assert [line.split()[0] for line in done.stdout.splitlines()[2:5]] == variants
+
+
+def test_bench_runs_from_the_shell(tmp_path):
+    """benchmarks/bench.py as a script: its --help, and a bad option as one `error:` line and
+    exit code 2, as the library's commands do (the four ways run in test_bench.py)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+    script = str(ROOT / "benchmarks" / "bench.py")
+    done = subprocess.run([sys.executable, script, "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage: python benchmarks/bench.py [options]")
+    assert "timed optimizer steps per way [at least 1] (default: 30)" in " ".join(
+        done.stdout.split())  # argparse wraps the help at the terminal's width
+    done = subprocess.run([sys.executable, script, "--tiny", "--task", "sst2",
+                           "--batch-size", "0"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "error: --batch-size must be at least 1, got 0\n"

@@ -116,8 +116,10 @@ def test_runs_come_from_the_gpu_profile_of_the_parameters_cell(monkeypatch):
     ch2 = tb.gpu_parameters(2)
     search = tb.chapter_runs(2)[1]
     assert (search.repeats, search.train_fraction) == (ch2["N_TRIALS"], ch2["SEARCH_FRACTION"])
-    ch5 = tb.gpu_parameters(5)
-    assert len(tb.chapter_runs(5)) == len(ch5["TASKS"]) * (3 + len(ch5["RANKS"]))  # + head only
+    ch5 = tb.gpu_parameters(5)   # its RECIPES on each task, as chapter 3's
+    assert [(r.task, r.label) for r in tb.chapter_runs(5)] == \
+        [(task, name) for task in ch5["TASKS"] for name in ch5["RECIPES"]]
+    assert [r.rank for r in tb.chapter_runs(5) if r.method == "lora"] == 2 * ch5["RANKS"]
     for chapter in CHAPTERS:
         assert tb.chapter_runs(chapter), chapter
     with pytest.raises(ValueError, match="no notebook"):
@@ -136,6 +138,15 @@ def test_each_chapter_prints_its_times_from_the_module(chapter):
     assert not typed, f"chapter {chapter}: hand-typed time in the header: {typed}"
 
 
+def page_tables() -> dict:
+    """The table functions the Time budget page defines in a code cell of book/time_budget.md."""
+    page = (ROOT / "book" / "time_budget.md").read_text(encoding="utf-8")
+    cells = re.findall(r"```\{code-cell\} ipython3\n(?::tags: [^\n]*\n)?(.*?)```", page, re.S)
+    namespace: dict = {}
+    exec(next(cell for cell in cells if "def totals_frame" in cell), namespace)
+    return namespace
+
+
 def test_chapter_text_and_page_frames_agree():
     throughput = tb.t4_throughput(None)
     text = tb.estimate_text(3, throughput)
@@ -143,10 +154,10 @@ def test_chapter_text_and_page_frames_agree():
     total = tb.format_hours(sum(tb.run_hours(r, throughput) for r in runs))
     assert f"ESTIMATED about {total}" in text and "not a timing" in text
     assert "\n" not in text  # one line in the chapter's header
-    frames = {"chapter 3": runs}
-    assert tb.totals_frame(frames, throughput).loc["chapter 3", "T4 estimate"] == total
-    assert len(tb.estimate_frame(frames, throughput)) == len(runs)
-    assert list(tb.measured_frame().index) == list(CHAPTERS)
+    frames, page = {"chapter 3": runs}, page_tables()
+    assert page["totals_frame"](frames, throughput).loc["chapter 3", "T4 estimate"] == total
+    assert len(page["estimate_frame"](frames, throughput)) == len(runs)
+    assert list(page["measured_frame"]().index) == list(CHAPTERS)
 
 
 def test_format_hours():

@@ -9,7 +9,6 @@ results come back in row order.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -135,16 +134,14 @@ class Predictor:
             if shown:
                 datasets.enable_progress_bars()
         loader = eval_dataloader(rows, self.batch_size, make_collator(self.tokenizer))
-        autocast = (torch.autocast(self.device.type, dtype=AUTOCAST[self.precision])
-                    if self.precision in AUTOCAST else contextlib.nullcontext())
+        autocast = torch.autocast(self.device.type, dtype=AUTOCAST.get(self.precision),
+                                  enabled=self.precision in AUTOCAST)
         outputs = []
         for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
             with autocast:
                 logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
             outputs.append(logits.float().cpu())
-        in_row_order = np.empty((len(rows), outputs[0].shape[-1]), dtype=np.float32)
-        in_row_order[length_order(rows)] = torch.cat(outputs).numpy()
-        return in_row_order
+        return torch.cat(outputs).numpy()[np.argsort(length_order(rows))]  # back in row order
 
     def predictions(self, logits: np.ndarray) -> list[Prediction]:
         """Label and probability (softmax) per row, or the score for a regression task."""

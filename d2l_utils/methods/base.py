@@ -52,15 +52,18 @@ class Bounds:
 
     def __str__(self) -> str:
         if None not in (self.low, self.high) and not (self.open_low or self.open_high):
-            return f"between {_num(self.low)} and {_num(self.high)}"
-        sides = [f"{word} {_num(end)}" for end, word in [
+            return f"between {_show(self.low)} and {_show(self.high)}"
+        sides = [f"{word} {_show(end)}" for end, word in [
             (self.low, "greater than" if self.open_low else "at least"),
             (self.high, "less than" if self.open_high else "at most")] if end is not None]
         return " and ".join(sides) or "any value"
 
 
-def _num(value: float) -> str:
-    """A number as people write it: 0 not 0.0, 4294967295 not 4.29e+09, 1e-05 as is."""
+def _show(value: Any) -> str:
+    """A value as people write it: a string quoted, 0 not 0.0, 4294967295 not 4.29e+09, 1e-05
+    as is."""
+    if isinstance(value, str):
+        return repr(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return format(value, "g") if isinstance(value, float) else str(value)
@@ -92,14 +95,6 @@ def option(default: Any = MISSING, help: str = "", *, like: dataclasses.Field | 
 def option_name(name: str) -> str:
     """The command-line spelling of a field: `max_seq_length` -> `--max-seq-length`."""
     return "--" + name.replace("_", "-")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _num(value)
-    return str(value)
 
 
 @functools.cache
@@ -255,11 +250,6 @@ def method_option(name: str) -> Any:
     config defines it (`RunArguments` takes its method options from here)."""
     return option(like=next(f for cls in METHODS.values() for f in dataclasses.fields(cls)
                             if f.name == name))
-
-
-def freeze_all(model: nn.Module) -> None:
-    for param in model.parameters():
-        param.requires_grad = False
 
 
 def train_adapter(model: nn.Module, name: str, adapter_config) -> nn.Module:

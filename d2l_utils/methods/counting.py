@@ -40,10 +40,8 @@ def set_pooler_mode(model: nn.Module, mode: PoolerMode | None) -> None:
     """Make BERT's pooler train or not (None: leave it as the method set it)."""
     pooler = next((m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == "pooler"
                    and m is not None and any(True for _ in m.parameters())), None)
-    if mode is None or pooler is None:  # (peft wraps the model: search by name)
-        return
-    for param in pooler.parameters():
-        param.requires_grad = mode == "train"
+    if mode is not None and pooler is not None:  # (peft wraps the model: search by name)
+        pooler.requires_grad_(mode == "train")
 
 
 def count_parameters(model: nn.Module) -> dict[str, int | float]:

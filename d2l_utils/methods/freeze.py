@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from .base import AT_LEAST_0, MethodConfig, MethodError, freeze_all, option, register
+from .base import AT_LEAST_0, MethodConfig, MethodError, option, register
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -36,10 +36,9 @@ class FreezeConfig(MethodConfig):
         if self.trainable_layers > len(layers):
             raise MethodError(f"--trainable-layers {self.trainable_layers}: the model has only "
                               f"{len(layers)} encoder layers")
-        freeze_all(model)
-        unfrozen = list(layers)[len(layers) - self.trainable_layers:]
+        model.requires_grad_(False)
         pooler = getattr(model.base_model, "pooler", None)
-        for module in unfrozen + ([pooler] if pooler is not None else []):
-            for param in module.parameters():
-                param.requires_grad = True
+        for module in [*list(layers)[len(layers) - self.trainable_layers:], pooler]:
+            if module is not None:
+                module.requires_grad_(True)
         return model

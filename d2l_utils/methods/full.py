@@ -18,6 +18,4 @@ class FullConfig(MethodConfig):
     name: ClassVar[str] = "full"
 
     def apply(self, model: nn.Module) -> nn.Module:
-        for param in model.parameters():
-            param.requires_grad = True
-        return model
+        return model.requires_grad_(True)

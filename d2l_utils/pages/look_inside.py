@@ -1,7 +1,6 @@
 """Look inside a model before it trains: attention maps, what has `requires_grad`, where a
-method's tensors sit and what shape they have. Used by the chapters' "look inside" cells, which
-run on the tiny model in seconds in every profile.
-"""
+method's tensors sit and their shapes. The chapters' "look inside" cells use it on the tiny
+model, in seconds in every profile."""
 
 from __future__ import annotations
 
@@ -16,16 +15,13 @@ from torch import nn
 
 def plot_attention(weights: torch.Tensor, tokens: Sequence[str], title: str = "",
                    valid_len: int | None = None) -> plt.Figure:
-    """One head's attention weights as a heat map: a row per query, a column per key.
-
-    With `valid_len`, a line marks where the padding starts.
-    """
+    """One head's attention weights as a heat map: a row per query, a column per key; with
+    `valid_len`, a line marks where the padding starts."""
     weights = weights.detach().float().cpu()
     size = 0.3 * max(len(tokens), 6)
     fig, ax = plt.subplots(figsize=(size + 1.6, size))
     image = ax.imshow(weights, cmap="Blues", vmin=0)
-    ax.set_xticks(range(weights.shape[1]), list(tokens)[:weights.shape[1]], rotation=90,
-                  fontsize=8)
+    ax.set_xticks(range(weights.shape[1]), list(tokens)[:weights.shape[1]], rotation=90, fontsize=8)
     ax.set_yticks(range(weights.shape[0]), list(tokens)[:weights.shape[0]], fontsize=8)
     ax.set(xlabel="key (attended to)", ylabel="query")
     if valid_len is not None and valid_len < weights.shape[1]:
@@ -78,42 +74,24 @@ def module_group(name: str) -> str:
     dropped. Prefix-tuning pools and prompt encoders are groups of their own."""
     if "prefix_tuning" in name:
         return "prefix_tuning (shared by all layers)"
-    parts = re.sub(r"^base_model\.model\.", "", _short(name)).split(".")
-    for i, part in enumerate(parts[1:], start=1):
-        if part.isdigit() and parts[i - 1] == "layer":
-            return ".".join(parts[:i + 2])
-    return parts[0]
+    short = re.sub(r"^base_model\.model\.", "", _short(name))
+    layer = re.match(r"(?:.*?\.)?layer\.\d+(?:$|\.[^.]+)", short)  # to the module in a layer
+    return layer.group(0) if layer else short.split(".")[0]
 
 
 def trainable_table(models: Mapping[str, nn.Module]) -> pd.DataFrame:
-    """Trainable / total parameters per module, one column per model (method).
-
-    peft's frozen copy of the head (`original_module`) is left out, as in
-    `d2l_utils.methods.count_parameters`.
-    """
-    columns = {}
-    for label, model in models.items():
-        counts: dict[str, list[int]] = {}
-        for name, param in model.named_parameters():
-            if ".original_module." in name:
-                continue
-            entry = counts.setdefault(module_group(name), [0, 0])
-            entry[0] += param.numel() if param.requires_grad else 0
-            entry[1] += param.numel()
-        columns[label] = counts
-    groups = list(dict.fromkeys(g for counts in columns.values() for g in counts))
-    rows = {g: {label: _fraction(counts.get(g)) for label, counts in columns.items()}
-            for g in groups}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "module: trainable / total"
-    return table
-
-
-def _fraction(entry: list[int] | None) -> str:
-    if entry is None:
-        return ""
-    trainable, total = entry
-    return f"{trainable:,} / {total:,}"
+    """Trainable / total parameters per module, one column per model (method); peft's frozen
+    copy of the head (`original_module`) is left out, as in `methods.count_parameters`."""
+    rows = [(module_group(name), label, p.numel() * p.requires_grad, p.numel())
+            for label, model in models.items() for name, p in model.named_parameters()
+            if ".original_module." not in name]
+    sums = (pd.DataFrame(rows, columns=["module", "model", "trainable", "total"])
+            .groupby(["module", "model"], sort=False).sum())
+    cells = sums["trainable"].map("{:,}".format) + " / " + sums["total"].map("{:,}".format)
+    return (cells.unstack(fill_value="")
+            .reindex(index=list(dict.fromkeys(sums.index.get_level_values(0))),
+                     columns=list(models))
+            .rename_axis(index="module: trainable / total", columns=None))
 
 
 def parameter_shapes(model: nn.Module, pattern: str) -> pd.DataFrame:
@@ -127,21 +105,16 @@ def parameter_shapes(model: nn.Module, pattern: str) -> pd.DataFrame:
 
 def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.DataFrame:
     """Per layer: the prefix keys and values a prefix method adds, the keys attention then
-    sees, and the attention mask, measured in one forward pass on `batch`.
+    sees, and the attention mask, measured by running the model on `batch`.
 
     Works for peft's prefix tuning and P-Tuning v2 (prompts passed as past keys and values) and
-    for the `adapters` library's prefix tuning (prompts concatenated inside each attention).
-    """
+    for the `adapters` library's prefix tuning (prompts concatenated inside each attention)."""
     length = batch["input_ids"].shape[1]
     rows = []
     if hasattr(model, "get_prompt"):  # peft
-        seen: dict[str, tuple] = {}
-        encoder = model.get_base_model().base_model  # BertModel: what peft calls with the prompts
-        hook = encoder.register_forward_pre_hook(
-            lambda module, args, kwargs: seen.update(
-                mask=tuple(kwargs["attention_mask"].shape)), with_kwargs=True)
         from transformers.utils import logging as hf_logging
 
+        mask = tuple(encoder_inputs(model, batch)["attention_mask"].shape)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # not the note that attention falls back to eager
         try:
@@ -149,23 +122,20 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
                 out = model(**batch, output_attentions=True)
                 cache = model.get_prompt(batch_size=batch["input_ids"].shape[0])
         finally:
-            hook.remove()
             hf_logging.set_verbosity(verbosity)
         for i, (keys, values) in enumerate(cache):
             b, h, p, d = keys.shape
             rows.append({"layer": i, "prefix keys": tuple(keys.shape),
                          "prefix values": tuple(values.shape),
                          "keys in attention": (b, h, out.attentions[i].shape[-1], d),
-                         "attention mask": seen["mask"], "input length": length})
+                         "attention mask": mask, "input length": length})
     else:  # the adapters library
         from adapters.methods.prefix_tuning import PrefixTuningLayer
 
-        layers = [m for m in model.modules() if isinstance(m, PrefixTuningLayer)]
-        seen_layers: list[tuple] = []
-        hooks = [m.register_forward_hook(
-            lambda module, args, out: seen_layers.append(
-                (tuple(args[0].shape), tuple(out[0].shape), tuple(out[1].shape),
-                 tuple(out[2].shape)))) for m in layers]
+        seen_layers: list[list[tuple]] = []  # (input, keys, values, mask) shapes per layer
+        hooks = [m.register_forward_hook(lambda module, args, out: seen_layers.append(
+            [tuple(x.shape) for x in (args[0], *out[:3])]))
+            for m in model.modules() if isinstance(m, PrefixTuningLayer)]
         try:
             with torch.no_grad():
                 model(**batch)
@@ -187,7 +157,7 @@ def encoder_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[
     on `batch`: for prompt tuning, `inputs_embeds` with the prompt in front, the longer
     `attention_mask` and `token_type_ids`."""
     seen: dict[str, torch.Tensor] = {}
-    encoder = model.get_base_model().base_model
+    encoder = model.get_base_model().base_model  # BertModel: what peft calls with the prompts
     hook = encoder.register_forward_pre_hook(
         lambda module, args, kwargs: seen.update(
             {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}), with_kwargs=True)

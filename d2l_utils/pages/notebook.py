@@ -19,13 +19,10 @@ def in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def banner_text(**settings: Any) -> str:
+def banner_text(model: Any = None, data: Any = None, budget: Any = None, **settings: Any) -> str:
     """What this notebook run is: one line with the profile, model, data and budget, then the
     caps, where runs go, and the chapter's other settings."""
     profile = profile_name()
-    model = settings.pop("model", None)
-    data = settings.pop("data", None)
-    budget = settings.pop("budget", None)
     if profile == "tiny":
         head = ("Profile: TINY (D2L_PROFILE=tiny or D2L_TINY=1) - built-in fixtures and a tiny "
                 "model, a few steps; numbers are smoke tests, not results")
@@ -35,29 +32,16 @@ def banner_text(**settings: Any) -> str:
         head = "Profile: CPU (D2L_PROFILE=cpu) - the pretrained MiniLM-L6 on real data"
     else:
         head = "Profile: GPU - the chapter's original recipe (Colab T4)"
-    parts = [head]
-    if model is not None:
-        parts.append(f"model {model}")
-    if data is not None or profile != "tiny":
-        parts.append(f"data {data or describe_data()}")
-    if budget is not None:
-        parts.append(f"budget {budget}")
-    lines = [" | ".join(parts)]
-    caps = caps_note()
-    if caps:
-        lines.append(caps)
-    lines.append(f"Runs, checkpoints and records go under {runs_root()} (D2L_OUTPUT_DIR). "
-                 "D2L_PROFILE=tiny|cpu|gpu switches the profile.")
-    lines += [f"  {key} = {value!r}" for key, value in settings.items()]
-    return "\n".join(lines)
-
-
-def describe_data() -> str:
-    """Where a run's data comes from: the built-in fixtures, `$D2L_DATA_DIR` or the hub."""
-    if profile_name() == "tiny":
-        return "built-in fixtures"
-    folder = data_dir()
-    return f"{folder} (D2L_DATA_DIR)" if folder else "the Hugging Face hub"
+    if data is None and profile != "tiny":  # where the data comes from
+        folder = data_dir()
+        data = f"{folder} (D2L_DATA_DIR)" if folder else "the Hugging Face hub"
+    parts = [head, *(f"{key} {value}" for key, value in
+                     (("model", model), ("data", data), ("budget", budget)) if value is not None)]
+    lines = [" | ".join(parts), caps_note(),
+             f"Runs, checkpoints and records go under {runs_root()} (D2L_OUTPUT_DIR). "
+             "D2L_PROFILE=tiny|cpu|gpu switches the profile.",
+             *(f"  {key} = {value!r}" for key, value in settings.items())]
+    return "\n".join(line for line in lines if line)
 
 
 def profile_banner(**settings: Any) -> None:

@@ -1,9 +1,7 @@
 """Figures and tables drawn from run records (training curves, parameter tables, comparisons)
-and from hyperparameter searches.
-
-Every figure takes records (the dicts `train` returns and writes as `record.json`), so a chapter's
-own run and the committed real runs are drawn the same way. Titles carry the provenance.
-"""
+and from hyperparameter searches. Every figure takes records (the dicts `train` returns and
+writes as `record.json`), so a chapter's own run and the committed real runs are drawn the same
+way. Titles carry the provenance."""
 
 from __future__ import annotations
 
@@ -62,15 +60,6 @@ def method_label(record: dict[str, Any]) -> str:
     return method
 
 
-def metric_curve(record: dict[str, Any]) -> tuple[list[int], list[float]]:
-    """(steps, values) of the main dev metric: mid-epoch evaluations and epoch ends, by step."""
-    main = record["main_metric"]
-    points = {e["step"]: e[main["split"]][main["name"]] for e in record.get("eval_log", [])}
-    points.update({h["step"]: h[main["split"]][main["name"]] for h in record["history"]})
-    steps = sorted(points)
-    return steps, [points[s] for s in steps]
-
-
 def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None,
                   title: str | None = None) -> plt.Figure:
     """Training loss (left) and the main dev metric (right) by optimizer step, a line a run."""
@@ -82,15 +71,24 @@ def plot_training(records: Sequence[dict[str, Any]], labels: Sequence[str] | Non
             epochs = [h for h in record["history"] if "train_loss" in h]
             steps, losses = [h["step"] for h in epochs], [h["train_loss"] for h in epochs]
         ax_loss.plot(steps, losses, marker="." if len(steps) < 20 else None, label=label)
-        xs, ys = metric_curve(record)
-        ax_metric.plot(xs, ys, marker="o", markersize=3, label=label)
+        # the main dev metric at mid-epoch evaluations and epoch ends, by step
+        main = record["main_metric"]
+        points = {e["step"]: e[main["split"]][main["name"]]
+                  for e in [*record.get("eval_log", []), *record["history"]]}
+        ax_metric.plot(sorted(points), [points[s] for s in sorted(points)], marker="o",
+                       markersize=3, label=label)
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="training loss")
     if records:
         main = records[0]["main_metric"]
         ax_metric.set(xlabel="optimizer step", ylabel=main["name"],
                       title=f"{main['split']} {main['name']}")
     ax_metric.legend(fontsize=8)
-    fig.suptitle(title or _provenance_title(records), fontsize=9)
+    return _finish(fig, title or _provenance_title(records))
+
+
+def _finish(fig: plt.Figure, title: str, fontsize: float = 9) -> plt.Figure:
+    """Title the figure with its provenance and lay it out."""
+    fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
     return fig
 
@@ -113,8 +111,7 @@ def params_table(counts: dict[str, dict[str, Any]],
 
     `counts` maps a row name to `count_parameters(model)`. `expected` (optional) adds the number a
     source reports and whether the library reproduces it: an int is compared with `trainable`,
-    `(value, key)` with another count, e.g. `(294_912, "method_params")` for LoRA matrices only.
-    """
+    `(value, key)` with another count, e.g. `(294_912, "method_params")` for LoRA matrices only."""
     rows = []
     for name, c in counts.items():
         row = {"method": name, "trainable": c["trainable"], "method params": c["method_params"],
@@ -169,10 +166,8 @@ FONT = 9  # smallest font in the comparison figures: legible at page width
 def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
     """Metric against trainable parameters (log scale), one panel per task, a point per method.
 
-    Filled marker: the best evaluation; hollow marker: the last. A method run with several seeds
-    is drawn at the mean of its seeds, with error bars of one standard deviation of best. A
-    method has one colour in every panel.
-    """
+    Filled marker: the best evaluation; hollow: the last. A method run with several seeds is
+    drawn at their mean, with error bars of one sd of best; a method has one colour throughout."""
     table = records_table(records)
     tasks = ordered_tasks(table["task"])
     colors = {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys(
@@ -201,21 +196,25 @@ def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None)
         panels.append((ax, labels, [(x, y) for x, *ys in points[["trainable", "best", "last"]]
                                      .itertuples(index=False) for y in ys]))
         metric = rows["metric"].iloc[0].split(" ", 1)
-        ax.set_xlabel("trainable parameters (log)", fontsize=FONT + 1)
-        ax.set_ylabel(f"{metric[0]} {METRIC_NAMES.get(metric[-1], metric[-1])}",
-                      fontsize=FONT + 1)
-        ax.set_title(task_name(task), fontsize=FONT + 1)
-        ax.tick_params(labelsize=FONT)
-        ax.grid(alpha=0.3)
+        _label_axes(ax, "trainable parameters (log)",
+                    f"{metric[0]} {METRIC_NAMES.get(metric[-1], metric[-1])}", task_name(task))
     axes[0][0].plot([], [], "o", color="grey", label="best")
     axes[0][0].plot([], [], "o", mfc="none", mec="grey", label="last")
     axes[0][0].legend(fontsize=FONT, loc="best")
-    fig.suptitle(title or _provenance_title(records), fontsize=FONT)
-    fig.tight_layout()
+    _finish(fig, title or _provenance_title(records), FONT)
     fig.canvas.draw()  # final limits and layout: the labels are spread in display space
     for ax, labels, markers in panels:
         _spread_labels(fig, ax, labels, markers)
     return fig
+
+
+def _label_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels and ticks at the comparison figures' sizes, and a light grid."""
+    ax.set_xlabel(xlabel, fontsize=FONT + 1)
+    ax.set_ylabel(ylabel, fontsize=FONT + 1)
+    ax.set_title(title, fontsize=FONT + 1)
+    ax.tick_params(labelsize=FONT)
+    ax.grid(alpha=0.3)
 
 
 LABEL_OFFSETS = [(5, 6), (5, -13), (-5, 6), (-5, -13), (5, 18), (5, -25), (-5, 18), (-5, -25)]
@@ -228,8 +227,7 @@ def _spread_labels(fig: plt.Figure, ax: plt.Axes, labels: Sequence[Any],
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
-    placed = [Bbox.from_bounds(x - 4, y - 4, 8, 8)
-              for x, y in ax.transData.transform(points)]
+    placed = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in ax.transData.transform(points)]
     for label in labels:
         choices = []
         for dx, dy in LABEL_OFFSETS:
@@ -260,8 +258,7 @@ def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None)
     by_task: dict[str, list[tuple[int, float, float]]] = {}
     for r in records:
         if r.get("method") == "lora":
-            by_task.setdefault(r["task"], []).append((r["method_config"]["r"],
-                                                      *best_and_last(r)))
+            by_task.setdefault(r["task"], []).append((r["method_config"]["r"], *best_and_last(r)))
     for i, (task, points) in enumerate(by_task.items()):
         points.sort()
         ranks, best, last = zip(*points)
@@ -270,15 +267,9 @@ def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None)
         ax.plot(ranks, best, marker="o", color=f"C{i}", label=f"{column}, best")
         ax.plot(ranks, last, "o", mfc="none", mec=f"C{i}", ms=8, label=f"{column}, last")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("LoRA rank r", fontsize=FONT + 1)
-    ax.set_ylabel("dev metric", fontsize=FONT + 1)
-    ax.set_title("LoRA rank sweep", fontsize=FONT + 1)
-    ax.tick_params(labelsize=FONT)
+    _label_axes(ax, "LoRA rank r", "dev metric", "LoRA rank sweep")
     ax.legend(fontsize=FONT)
-    ax.grid(alpha=0.3)
-    fig.suptitle(title or _provenance_title(records), fontsize=FONT)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title or _provenance_title(records), FONT)
 
 
 COST_COLUMNS = {"train ex/s": "training examples / s", "peak MB": "peak memory (MB)",
@@ -306,9 +297,7 @@ def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> p
         ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
         ax.set(ylabel=label, title=label)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title or _provenance_title(records), fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title or _provenance_title(records))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +312,7 @@ def plot_trial_history(result: SearchResult) -> plt.Figure:
                       label="trial", zorder=3)
     pick = max if result.direction == "maximize" else min
     running = [pick(t.objective for t in done[:i + 1]) for i in range(len(done))]
-    ax_trials.step([t.number for t in done], running, where="post", color="C1",
-                   label="best so far")
+    ax_trials.step([t.number for t in done], running, where="post", color="C1", label="best so far")
     others = [t for t in result.trials if t not in done and t.epoch_values]
     if others:
         ax_trials.scatter([t.number for t in others], [t.epoch_values[-1] for t in others],
@@ -346,9 +334,7 @@ def plot_trial_history(result: SearchResult) -> plt.Figure:
         ax.grid(alpha=0.3)
     if len(result.trials) <= 12:
         ax_epochs.legend(fontsize=7)
-    fig.suptitle(result.label, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, result.label)
 
 
 def plot_params(result: SearchResult) -> plt.Figure:
@@ -374,6 +360,4 @@ def plot_params(result: SearchResult) -> plt.Figure:
     axes[0][0].set_ylabel(f"{result.split} {result.metric}")
     if best is not None:
         axes[0][0].legend(fontsize=7)
-    fig.suptitle(result.label, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, result.label)

@@ -1,8 +1,7 @@
 """Reading run records back: the committed records the book shows, and their chapter manifests.
 
 The committed records are the chapters themselves, executed by `tools/run_chapters.py`: one folder
-per chapter, `results/records/chNN/<run-name>.json`, with a `chapter.json` manifest beside them.
-"""
+per chapter, `results/records/chNN/<run-name>.json`, with a `chapter.json` manifest beside them."""
 
 from __future__ import annotations
 
@@ -21,12 +20,8 @@ MAKE_RECORDS = "python tools/run_chapters.py --profile cpu --data-dir DIR"
 
 def chapter_dir(chapter: int, results_dir: str | os.PathLike | None = None) -> Path:
     """The folder of chapter `chapter`'s records: `results/records/chNN`."""
-    return _root(results_dir) / f"ch{chapter:02d}"
-
-
-def _root(results_dir: str | os.PathLike | None) -> Path:
     # RESULTS_DIR is read at call time, so tests and pages can point it elsewhere
-    return Path(results_dir) if results_dir is not None else RESULTS_DIR
+    return Path(results_dir or RESULTS_DIR) / f"ch{chapter:02d}"
 
 
 def committed_records(pattern: str = "*", results_dir: str | os.PathLike | None = None,
@@ -37,10 +32,9 @@ def committed_records(pattern: str = "*", results_dir: str | os.PathLike | None 
     Each record gains `record_file`, its path relative to the records folder (for example
     `ch06/sst2-full-s42.json`). A record of a capped rehearsal (`caps`, from D2L_MAX_STEPS & co.)
     or of the tiny profile is not a result: it raises `ValueError` naming the file. Profiles
-    read as written: `real` (before the cpu/gpu split), `cpu` or `gpu`.
-    """
-    root = _root(results_dir)
-    folder = root / f"ch{chapter:02d}" if chapter is not None else root
+    read as written: `real` (before the cpu/gpu split), `cpu` or `gpu`."""
+    root = Path(results_dir or RESULTS_DIR)
+    folder = chapter_dir(chapter, root) if chapter is not None else root
     if not folder.is_dir():
         return []
     paths = sorted((p for p in folder.rglob(f"{pattern}.json") if p.name != MANIFEST_FILE),
@@ -105,14 +99,10 @@ def metric_values(record: dict[str, Any]) -> list[float]:
     main = record["main_metric"]
     entries = [*(record.get("eval_log") or []), *(record.get("history") or [])]
     if entries and all(entry.get("step") is not None for entry in entries):
-        entries = list({entry["step"]: entry for entry in entries}.values())
-        entries.sort(key=lambda entry: entry["step"])
-    values = [entry[main["split"]].get(main["name"]) for entry in entries
-              if isinstance(entry.get(main["split"]), dict)]
-    values = [v for v in values if _finite(v)]
-    if values:
-        return values
-    return [main["value"]] if _finite(main.get("value")) else []
+        entries = sorted({e["step"]: e for e in entries}.values(), key=lambda e: e["step"])
+    values = [value for entry in entries if isinstance(entry.get(main["split"]), dict)
+              and _finite(value := entry[main["split"]].get(main["name"]))]
+    return values or ([main["value"]] if _finite(main.get("value")) else [])
 
 
 def best_and_last(record: dict[str, Any]) -> tuple[float, float]:
@@ -120,8 +110,7 @@ def best_and_last(record: dict[str, Any]) -> tuple[float, float]:
 
     Last is the record's `main_metric.value` (the final evaluation); best is the highest value
     at any evaluation (every GLUE metric the book uses is higher-is-better). Best is picked on
-    the dev set it is reported on, so it flatters a run a little; last is what the run ends at.
-    """
+    the dev set it is reported on, so it flatters a run a little; last is what the run ends at."""
     values = metric_values(record)
     final = record["main_metric"].get("value")
     last = final if _finite(final) else (values[-1] if values else math.nan)

@@ -8,7 +8,7 @@ the dev sets unless `split` says otherwise; accuracy-type metrics are fractions 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -47,17 +47,13 @@ class TimingAnchor:
     seconds: dict[str, float]   # training time per precision
 
 
-def _seconds(hms: str) -> int:
-    """'1:17:06' -> 4626."""
-    return sum(int(part) * 60**i for i, part in enumerate(reversed(hms.split(":"))))
-
-
 # The run_glue README's training times (fp16, fp32), the ones the book cites.
 RUN_GLUE_TIMES = {"mnli": ("1:17:06", "2:35:23"), "sst2": ("13:11", "26:06"),
                   "cola": ("1:41", "3:17")}
 RUN_GLUE_ANCHOR = TimingAnchor(
     "run-glue-readme", "Titan RTX", "bert-base-cased", "mnli", 3, 128,
-    {"fp16": _seconds(RUN_GLUE_TIMES["mnli"][0]), "fp32": _seconds(RUN_GLUE_TIMES["mnli"][1])})
+    {precision: int(pd.Timedelta(hms).total_seconds())  # '1:17:06' -> 4626
+     for precision, hms in zip(("fp16", "fp32"), RUN_GLUE_TIMES["mnli"])})
 
 
 # The trainable parameter counts the course notebooks printed, per chapter and run: the
@@ -71,23 +67,15 @@ COURSE_TRAINABLE: dict[int, dict[str, int]] = {
 }
 
 
-@dataclass(frozen=True)
-class Published:
-    source: str
-    model: str
-    method: str
-    task: str
-    metric: str
-    value: float
-    split: str = "dev"
-    note: str = ""
+COLUMNS = ["source", "model", "method", "task", "metric", "value", "split", "note"]
 
 
-def _rows() -> list[Published]:
+def _rows() -> list[tuple]:
+    """The published numbers, one tuple of `COLUMNS` each."""
     rows = []
 
     def add(source, model, method, task, metric, values, split="dev", note=""):
-        rows.extend(Published(source, model, method, task, metric, v, s, note)
+        rows.extend((source, model, method, task, metric, v, s, note)
                     for v, s in zip(values, split if isinstance(split, tuple) else (split,)))
 
     for method, (m, mm) in {"freeze": (0.742, 0.740), "lora": (0.754, 0.769),
@@ -135,15 +123,13 @@ def _rows() -> list[Published]:
     return rows
 
 
-PUBLISHED: tuple[Published, ...] = tuple(_rows())
+PUBLISHED = pd.DataFrame(_rows(), columns=COLUMNS)
 
 
 def published(task: str | None = None, model: str | None = None,
               sources: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The published numbers, filtered, as a table with the full citation of each source."""
-    rows = [asdict(p) for p in PUBLISHED
-            if (task is None or p.task == task) and (model is None or p.model == model)
-            and (sources is None or p.source in sources)]
-    table = pd.DataFrame(rows, columns=list(Published.__dataclass_fields__))
-    table["cited from"] = table["source"].map(SOURCES)
-    return table
+    table = PUBLISHED[(PUBLISHED["task"].eq(task) | (task is None))
+                      & (PUBLISHED["model"].eq(model) | (model is None))
+                      & (PUBLISHED["source"].isin(sources or ()) | (sources is None))]
+    return table.assign(**{"cited from": table["source"].map(SOURCES)}).reset_index(drop=True)

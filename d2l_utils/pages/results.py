@@ -1,6 +1,5 @@
 """The Results page's tables, drawn from committed run records: the method x task comparison,
 which differences the noise can explain (`compare_methods`), and where every record came from.
-
 Every table is a DataFrame with a plain RangeIndex; `show_table` renders it without the index.
 A chapter cell reads, for example:
 
@@ -36,8 +35,7 @@ from .records import best_and_last, chapter_manifest
 def show_table(table: pd.DataFrame, digits: int = 3) -> Styler:
     """Render a table without the pandas index: numbers to `digits` decimals, thousands
     separated, empty cells blank."""
-    return (table.style.hide(axis="index")
-            .format(precision=digits, thousands=",", na_rep=""))
+    return table.style.hide(axis="index").format(precision=digits, thousands=",", na_rep="")
 
 
 def _groups(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = None
@@ -53,11 +51,9 @@ def _groups(records: Sequence[dict[str, Any]], labels: Sequence[str] | None = No
 
 
 def _cell(runs: Sequence[dict[str, Any]], digits: int) -> str:
-    values = [best_and_last(r) for r in runs]
-    if len(values) == 1:
-        best, last = values[0]
-        return f"{best:.{digits}f} / {last:.{digits}f}"
-    bests = [b for b, _ in values]
+    if len(runs) == 1:
+        return " / ".join(f"{value:.{digits}f}" for value in best_and_last(runs[0]))
+    bests = [best_and_last(r)[0] for r in runs]
     return (f"{statistics.mean(bests):.{digits}f} ± {statistics.stdev(bests):.{digits}f} "
             f"(n={len(bests)})")
 
@@ -67,18 +63,12 @@ def pivot_table(records: Sequence[dict[str, Any]], digits: int = 3) -> pd.DataFr
 
     A cell is `best / last` of the main metric over the run's evaluations. Where a method ran
     with several seeds, it is `mean ± sd (n=3)` of best over the seeds (sample sd)."""
-    groups = _groups(records)
     methods = list(dict.fromkeys(method_label(r) for r in sorted(records, key=method_order)))
-    columns = {task: metric_column(task, next(iter(by_method.values()))[0]["main_metric"]["name"])
-               for task, by_method in groups.items()}
-    rows = []
-    for method in methods:
-        row = {"method": method}
-        for task, by_method in groups.items():
-            runs = by_method.get(method)
-            row[columns[task]] = _cell(runs, digits) if runs else ""
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["method", *columns.values()])
+    table = pd.DataFrame({
+        metric_column(task, next(iter(by_method.values()))[0]["main_metric"]["name"]):
+            {method: _cell(runs, digits) for method, runs in by_method.items()}
+        for task, by_method in _groups(records).items()})
+    return table.reindex(methods).fillna("").rename_axis("method").reset_index()
 
 
 def _last(run: dict[str, Any]) -> float:
@@ -152,10 +142,6 @@ def runs_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return records_table(records)[RUN_COLUMNS].reset_index(drop=True)
 
 
-def _minutes(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / 60, 1)
-
-
 def chapter_runs_table(records: Sequence[dict[str, Any]],
                        results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per chapter that has records: its notebook, profile, data, when it started, its
@@ -168,11 +154,11 @@ def chapter_runs_table(records: Sequence[dict[str, Any]],
         manifest = chapter_manifest(chapter, results_dir) or {}
         machine = manifest.get("hardware") or run.get("hardware", {})
         load = run.get("load_average_1min", {})
+        seconds = manifest.get("notebook_wall_time_s", run.get("notebook_wall_time_s"))
         rows.append({
             "chapter": chapter, "notebook": run.get("notebook"), "profile": run.get("profile"),
             "data": run.get("data_dir"), "started": run.get("started"), "records": len(runs),
-            "minutes": _minutes(manifest.get("notebook_wall_time_s",
-                                             run.get("notebook_wall_time_s"))),
+            "minutes": None if seconds is None else round(seconds / 60, 1),
             "cpu": machine.get("cpu"), "cores": machine.get("cores"),
             "gpu": machine.get("gpu") or "none",
             "load before / after": f"{load.get('before', '?')} / {load.get('after', '?')}"

@@ -1,13 +1,11 @@
 """Code on the page: the library's source shown in a chapter, and the check that the code a
 chapter writes out is the library's code, character for character.
 
-d2l writes its classes in the chapter and marks them `#@save` to export them to its library;
-nbdev fails when notebooks and library drift apart. The chapters here do the same: a code cell
-whose first line is `#@save d2l_utils.scratch.bert` holds only imports and definitions, and every
-definition in it must be identical to the one in that module (`drift` lists the differences;
+As d2l marks the classes a chapter writes `#@save` to export them (and nbdev fails when notebook
+and library drift), a code cell whose first line is `#@save d2l_utils.scratch.bert` holds only
+imports and definitions, each identical to the one in that module (`drift` lists differences;
 `tests/test_notebooks.py` fails on any). Code a chapter shows without writing it out is rendered
-from the library itself by `show_source`, so it cannot drift.
-"""
+from the library by `show_source`, so it cannot drift."""
 
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SAVE_MARK = "#@save"
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class SavedCell:
 def cell_code(cell: dict) -> str:
     """A code cell's source without IPython's `%magic` and `!shell` lines (not Python)."""
     text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-    return "\n".join(line for line in text.splitlines()
-                     if not line.lstrip().startswith(("%", "!")))
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
 def saved_module(code: str) -> str | None:
@@ -54,31 +52,20 @@ def saved_cells(notebook: dict | str | Path) -> list[SavedCell]:
     """The `#@save` cells of a notebook (a path or its JSON), in order."""
     if not isinstance(notebook, dict):
         notebook = json.loads(Path(notebook).read_text(encoding="utf-8"))
-    code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    found = []
-    for index, cell in enumerate(code_cells):
-        code = cell_code(cell)
-        module = saved_module(code)
-        if module is not None:
-            found.append(SavedCell(index, module, code))
-    return found
+    codes = [cell_code(c) for c in notebook["cells"] if c["cell_type"] == "code"]
+    return [SavedCell(index, module, code) for index, code in enumerate(codes)
+            if (module := saved_module(code)) is not None]
 
 
 def definitions(code: str) -> dict[str, str]:
     """Top-level functions and classes of `code`: name -> source text, decorators included."""
-    tree = ast.parse(code)
     lines = code.splitlines()
     found = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    for node in ast.parse(code).body:
+        if isinstance(node, DEFINITIONS):
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             found[node.name] = "\n".join(lines[start - 1:node.end_lineno])
     return found
-
-
-def module_definitions(module: str) -> dict[str, str]:
-    """Top-level functions and classes of an importable module, by name."""
-    return definitions(inspect.getsource(importlib.import_module(module)))
 
 
 def drift(notebook: dict | str | Path) -> list[str]:
@@ -91,13 +78,12 @@ def drift(notebook: dict | str | Path) -> list[str]:
     for cell in saved_cells(notebook):
         where = f"code cell {cell.index} ({SAVE_MARK} {cell.module})"
         try:
-            library = module_definitions(cell.module)
+            library = definitions(inspect.getsource(importlib.import_module(cell.module)))
         except ImportError as err:
             problems.append(f"{where}: cannot import {cell.module}: {err}")
             continue
         for node in ast.parse(cell.code).body:
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                                     ast.Import, ast.ImportFrom)):
+            if not isinstance(node, (*DEFINITIONS, ast.Import, ast.ImportFrom)):
                 problems.append(f"{where}, line {node.lineno}: only imports and definitions "
                                 "belong in a saved cell")
         for name, text in definitions(cell.code).items():
@@ -108,21 +94,13 @@ def drift(notebook: dict | str | Path) -> list[str]:
     return problems
 
 
-def source_text(*objects) -> str:
-    """The library source of functions or classes, each headed by the module it lives in."""
-    blocks = []
-    for obj in objects:
-        module = inspect.getmodule(obj)
-        name = module.__name__ if module else "?"
-        blocks.append(f"# from {name}\n" + textwrap.dedent(inspect.getsource(obj)).rstrip())
-    return "\n\n\n".join(blocks)
-
-
 def show_source(*objects) -> None:
-    """Show the library's own source of `objects` in the page, as highlighted Python."""
+    """Show the library's own source of `objects` (functions or classes) in the page, as
+    highlighted Python, each headed by the module it lives in."""
     from .notebook import in_notebook
 
-    text = source_text(*objects)
+    text = "\n\n\n".join(f"# from {getattr(inspect.getmodule(obj), '__name__', '?')}\n"
+                          + textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in objects)
     if in_notebook():
         from IPython.display import Markdown, display
 

@@ -1,14 +1,12 @@
-"""The nine GLUE tasks at a glance: inputs, labels, metric and why, official sizes.
-
-Everything is read from the task table (`d2l_utils.tasks`) or cited; nothing is measured here.
-Published scores live in `d2l_utils.references`.
-"""
+"""The nine GLUE tasks at a glance: inputs, labels, metric and why, official sizes. Everything
+is read from the task table (`d2l_utils.tasks`) or cited; nothing is measured here. Published
+scores live in `d2l_utils.pages.references`."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..tasks import GLUE_TASKS, TASKS, TaskSpec
+from ..tasks import GLUE_TASKS, TASKS
 
 # Why each task is scored the way it is (the official GLUE metric), in one line.
 METRIC_REASONS: dict[str, str] = {
@@ -30,14 +28,6 @@ METRIC_REASONS: dict[str, str] = {
 }
 
 
-def _inputs(task: TaskSpec) -> str:
-    return " + ".join(task.text_keys)
-
-
-def _labels(task: TaskSpec) -> str:
-    return "score 0-5 (regression)" if task.is_regression else ", ".join(task.label_names)
-
-
 def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
     """One row per task: inputs, labels, metrics (the first one selects models), eval splits,
     official sizes (cited by `TaskSpec.sizes_source`; `size_sources` lists them)."""
@@ -46,8 +36,9 @@ def task_table(tasks: tuple[str, ...] = GLUE_TASKS) -> pd.DataFrame:
         task = TASKS[name]
         sizes = task.official_sizes
         rows.append({
-            "task": name, "what": task.description, "inputs": _inputs(task),
-            "num_labels": task.num_labels, "labels": _labels(task),
+            "task": name, "what": task.description, "inputs": " + ".join(task.text_keys),
+            "num_labels": task.num_labels, "labels": "score 0-5 (regression)"
+            if task.is_regression else ", ".join(task.label_names),
             "metrics": ", ".join(task.metrics), "eval splits": ", ".join(task.eval_splits),
             "train": f"{sizes['train']:,}" if "train" in sizes else "",
             "dev": " / ".join(f"{sizes[s]:,}" for s in task.eval_splits if s in sizes),

@@ -25,12 +25,11 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
+from unittest import mock
 
 from ..flops import FREEZE, FULL, Shape, encoder_params, k_factor, load_backbone
 from ..profiles import PROFILE_ENV, TINY_ENV
@@ -133,20 +132,6 @@ def run_hours(run: Run, throughput: Throughput) -> float:
     return seconds / 3600
 
 
-@contextlib.contextmanager
-def _gpu_profile() -> Iterator[None]:
-    """D2L_PROFILE=gpu (and no D2L_TINY) for the duration, the caller's settings restored."""
-    saved = {name: os.environ.pop(name, None) for name in (PROFILE_ENV, TINY_ENV)}
-    os.environ[PROFILE_ENV] = "gpu"
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None)
-            if value is not None:
-                os.environ[name] = value
-
-
 def notebook_path(chapter: int) -> Path:
     """The chapter's notebook, `notebooks/NN_*.ipynb`."""
     found = sorted(NOTEBOOKS.glob(f"{chapter:02d}_*.ipynb"))
@@ -161,9 +146,10 @@ def gpu_parameters(chapter: int) -> dict[str, Any]:
     cells = json.loads(notebook_path(chapter).read_text(encoding="utf-8"))["cells"]
     (cell,) = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     namespace: dict[str, Any] = {}
-    with _gpu_profile(), contextlib.redirect_stdout(io.StringIO()):
+    gpu = {k: v for k, v in os.environ.items() if k != TINY_ENV} | {PROFILE_ENV: "gpu"}
+    with mock.patch.dict(os.environ, gpu, clear=True), contextlib.redirect_stdout(io.StringIO()):
         exec("".join(cell["source"]), namespace)  # noqa: S102 - the book's own notebook
-    return namespace
+    return namespace  # the caller's environment is back
 
 
 def _default(name: str) -> Any:
@@ -172,11 +158,18 @@ def _default(name: str) -> Any:
     return next(f.default for f in fields(RunArguments) if f.name == name)
 
 
-def _chapter5_recipes(ranks: Sequence[int]) -> dict[str, dict[str, Any]]:
-    """Chapter 5's runs per task, as its `RECIPES` cell (after the settings cell) sets them up."""
-    return {"head only": dict(method=FREEZE, trainable_layers=0), "full": dict(method=FULL),
-            "bitfit": dict(method="bitfit"), **{f"LoRA r={r}": dict(method="lora", r=r)
-                                                for r in ranks}}
+def _run(task: str, name: str, options: Mapping[str, Any], model: str, **common: Any) -> Run:
+    """The run of a chapter's recipe `name` (its `RunArguments` options) over the chapter's
+    `common` settings; a method option that neither sets takes the library's default."""
+    o = {**common, **options}
+    method = o["method"]
+    return Run(task, method, model, o["epochs"], o["batch_size"], label=name,
+               trainable_layers=o.get("trainable_layers", _default("trainable_layers"))
+               if method == FREEZE else 0,
+               rank=o.get("r", _default("r")) if method == "lora" else 0,
+               extra_tokens=o.get("num_virtual_tokens", _default("num_virtual_tokens"))
+               if method == "prompt-tuning" else 0,
+               eval_every_steps=o.get("eval_every_steps") or 0, repeats=o.get("repeats", 1))
 
 
 def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
@@ -199,37 +192,22 @@ def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
                     train_fraction=p["SEARCH_FRACTION"], writes_record=False),
                 Run(**common, epochs=epochs, batch_size=batch, label="best values")]
     if chapter == 3:
-        return [Run(p["TASK"], r["method"], p["MODEL"], r["epochs"], r["batch_size"], label=name,
-                    trainable_layers=r.get("trainable_layers", 0), rank=r.get("r", 0),
-                    eval_every_steps=p["EVAL_EVERY_STEPS"] or 0)
+        return [_run(p["TASK"], name, r, p["MODEL"], eval_every_steps=p["EVAL_EVERY_STEPS"])
                 for name, r in p["RECIPES"].items()]
     if chapter == 4:
-        runs = {**{m: dict(method=m) for m in p["METHODS"]}, **p["BASELINE"]}
-        return [Run(p["TASK"], r["method"], p["MODEL"], p["EPOCHS"], p["BATCH_SIZE"], label=name,
-                    trainable_layers=r.get("trainable_layers", 0),
-                    extra_tokens=p["NUM_VIRTUAL_TOKENS"] if r["method"] == "prompt-tuning" else 0,
-                    eval_every_steps=p["EVAL_EVERY_STEPS"] or 0) for name, r in runs.items()]
+        recipes = {**{m: dict(method=m) for m in p["METHODS"]}, **p["BASELINE"]}
+        return [_run(p["TASK"], name, r, p["MODEL"], epochs=p["EPOCHS"],
+                     batch_size=p["BATCH_SIZE"], num_virtual_tokens=p["NUM_VIRTUAL_TOKENS"],
+                     eval_every_steps=p["EVAL_EVERY_STEPS"]) for name, r in recipes.items()]
     if chapter == 5:
-        common = dict(model=p["MODEL"], batch_size=p["COMMON"]["batch_size"],
-                      eval_every_steps=p["EVAL_EVERY_STEPS"] or 0)
-        return [Run(task, r["method"], epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]),
-                    rank=r.get("r", 0), trainable_layers=r.get("trainable_layers", 0),
-                    label=name, **common)
-                for task in p["TASKS"] for name, r in _chapter5_recipes(p["RANKS"]).items()]
+        return [_run(task, name, r, p["MODEL"], epochs=p["TASK_EPOCHS"].get(task, p["EPOCHS"]),
+                     batch_size=p["COMMON"]["batch_size"], eval_every_steps=p["EVAL_EVERY_STEPS"])
+                for task in p["TASKS"] for name, r in p["RECIPES"].items()]
     if chapter == 6:
-        runs = []
-        for task in p["TASKS"]:
-            for name in p["METHODS"]:
-                m = p["METHOD_OPTIONS"].get(name, {}).get("method", name)
-                layers = p["METHOD_OPTIONS"].get(name, {}).get("trainable_layers",
-                                                               _default("trainable_layers"))
-                runs.append(Run(
-                    task, m, p["MODEL"], p["EPOCHS"][task], p["BUDGET"]["batch_size"], label=name,
-                    trainable_layers=layers if m == FREEZE else 0,
-                    rank=_default("r") if m == "lora" else 0,
-                    extra_tokens=_default("num_virtual_tokens") if m == "prompt-tuning" else 0,
-                    eval_every_steps=p["EVAL_EVERY_STEPS"].get(task, 0), repeats=len(p["SEEDS"])))
-        return runs
+        return [_run(task, name, {"method": name, **p["METHOD_OPTIONS"].get(name, {})},
+                     p["MODEL"], epochs=p["EPOCHS"][task], batch_size=p["BUDGET"]["batch_size"],
+                     eval_every_steps=p["EVAL_EVERY_STEPS"].get(task, 0), repeats=len(p["SEEDS"]))
+                for task in p["TASKS"] for name in p["METHODS"]]
     raise ValueError(f"no chapter {chapter}; chapters: 1-6")
 
 
@@ -278,40 +256,3 @@ def chapter_time(chapter: int) -> None:
     chapters' header cell calls this)."""
     print(measured_time_text(chapter))
     print(estimate_text(chapter))
-
-
-def measured_frame(chapters: Sequence[int] = range(1, 7)) -> pd.DataFrame:
-    """The measured cpu-profile time of every chapter, with the machine it ran on."""
-    rows = []
-    for chapter in chapters:
-        minutes, machine = chapter_time_minutes(chapter), (chapter_manifest(chapter) or {})
-        hardware = machine.get("hardware", {})
-        rows.append({"chapter": chapter,
-                     "cpu profile, measured": "" if minutes is None else f"{minutes:.0f} min",
-                     "machine": f"{hardware.get('cpu', '')} ({hardware.get('cores', '?')} "
-                                "cores)" if hardware else "",
-                     "partial run": "yes" if machine.get("stopped") else ""})
-    return pd.DataFrame(rows).set_index("chapter")
-
-
-def estimate_frame(runs: Mapping[str, Sequence[Run]], throughput: Throughput) -> pd.DataFrame:
-    """One row per run: what it trains, its FLOPs and its T4 estimate (`runs` by group name)."""
-    def examples(r: Run) -> str:
-        train = round(TASKS[r.task].official_sizes["train"] * r.train_fraction)
-        return ("" if r.repeats == 1 else f"{r.repeats} × ") + f"{train:,} × {r.epochs:g}"
-
-    rows = [{"": group, "run": r.label, "task": task_name(r.task), "model": r.model,
-             "precision": r.precision, "examples × epochs": examples(r),
-             "batch": f"{r.batch_size:.3g}", "PFLOP": f"{run_flops(r) / 1e15:,.1f}",
-             "T4 estimate": format_hours(run_hours(r, throughput))}
-            for group, group_runs in runs.items() for r in group_runs]
-    return pd.DataFrame(rows).set_index(["", "run"])
-
-
-def totals_frame(runs: Mapping[str, Sequence[Run]], throughput: Throughput) -> pd.DataFrame:
-    """Each group's runs back to back: the T4 estimate and whether it fits one session."""
-    hours = {group: sum(run_hours(r, throughput) for r in rs) for group, rs in runs.items()}
-    return pd.DataFrame([{"": group, "runs": len(runs[group]), "T4 estimate": format_hours(h),
-                          f"one {SESSION_HOURS:g}-hour session": "yes" if h <= SESSION_HOURS
-                          else "no: checkpoint and resume"} for group, h in hours.items()]
-                        ).set_index("")

@@ -1,4 +1,7 @@
-"""`python -m d2l_utils bench`: the same training job four ways, timed in one process.
+"""The same training job four ways, timed in one process (a script, not part of the library):
+
+    python benchmarks/bench.py --model M --task T --method X [--data-dir DIR | --tiny] [--steps N]
+
 
 1. fixed padding: every example padded to `max_seq_length`, fp32, shuffled batches from a plain
    `DataLoader` and a minimal AdamW loop (the seeds' way);
@@ -15,7 +18,11 @@ Each way starts from the same seeded model and tokenized data, runs a few untime
 real (attention-mask) tokens, an optimizer-step hook takes the times. Model FLOP utilization
 (MFU) counts `flops_per_param` x parameters FLOPs per real token: 6 by convention, or the
 method's own factor (`benchmarks/gpu_check.py`: 4 with a frozen backbone, 2 + 4T/L when the last
-T of L layers train). The output is a table and, last, one JSON line.
+T of L layers train). The output is a table and, last, one JSON line. Options are `train`'s
+(`--help` lists them) and are checked as `train` checks them; the exit codes are the library
+commands' (`d2l_utils.cli`: 2 a bad option, in one `error:` line before any data or model loads;
+1 a data or model problem). `gpu_check_tables` formats `benchmarks/gpu_check.py`'s results for
+the book pages.
 """
 
 from __future__ import annotations
@@ -40,14 +47,19 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from .arguments import RunArguments, check_against_model
-from .flops import GPU_CHECK_JSON, PEAK_FLOPS, datasheet_peak_for, load_gpu_check  # noqa: F401 - re-exported
-from .methods import build_model, count_parameters
-from .methods.base import Bounds, HeadMode, check_options, option
-from .precision import hf_precision_kwargs, resolve_precision
-from .training.loop import train_with_loop
-from .training.prepare import PreparedRun, prepare_run
-from .training.record import command_line, device_description, library_versions, timestamp
+from d2l_utils.arguments import RunArguments, check_against_model
+from d2l_utils.flops import datasheet_peak_for
+from d2l_utils.methods import build_model, count_parameters
+from d2l_utils.methods.base import Bounds, HeadMode, check_options, option
+from d2l_utils.precision import hf_precision_kwargs, resolve_precision
+from d2l_utils.training.loop import train_with_loop
+from d2l_utils.training.prepare import PreparedRun, prepare_run
+from d2l_utils.training.record import (
+    command_line,
+    device_description,
+    library_versions,
+    timestamp,
+)
 
 WAYS = ("fixed_padding", "hf_trainer", "hf_trainer_grouped", "library_loop")
 WAY_TITLES = {"fixed_padding": "fixed padding", "hf_trainer": "hf trainer",
@@ -67,7 +79,7 @@ def _job(name: str, default: Any = dataclasses.MISSING, help: str = "") -> Any:
 
 @dataclass
 class BenchArguments:
-    """Options of `python -m d2l_utils bench`: one job (as for `train`), timed four ways (fixed
+    """Options of `python benchmarks/bench.py`: one job (as for `train`), timed four ways (fixed
     padding, hf trainer, hf trainer + group_by_length, library loop), and how to time it."""
 
     task: str = _job("task")
@@ -322,7 +334,7 @@ def seeded_model(run: PreparedRun) -> nn.Module:
 
 
 def datasheet_peak_flops(device: torch.device) -> float | None:
-    """The vendor's dense bf16/fp16 peak of this GPU, when it is in `PEAK_FLOPS`."""
+    """The vendor's dense bf16/fp16 peak of this GPU, when it is in `d2l_utils.flops.PEAK_FLOPS`."""
     return None if device.type != "cuda" else datasheet_peak_for(torch.cuda.get_device_name(device))
 
 
@@ -483,6 +495,17 @@ def run_bench(args: BenchArguments) -> dict[str, Any]:
     return report
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python benchmarks/bench.py [options]`, with the exit codes of `python -m d2l_utils`."""
+    from d2l_utils.cli import parse, run_command
+
+    def command(args: list[str]) -> int:
+        run_bench(parse(BenchArguments, args, "benchmarks/bench.py", program="python"))
+        return 0
+
+    return run_command(command, sys.argv[1:] if argv is None else argv, from_shell=argv is None)
+
+
 # ---------------------------------------------------------------------------------------------
 # benchmarks/gpu_check.py's results, for the book pages
 
@@ -576,3 +599,7 @@ def gpu_check_tables(summary: dict[str, Any]) -> list[Any]:
                                      "Precision", "Checks")):
         frame.attrs["title"] = title
     return frames
+
+
+if __name__ == "__main__":
+    sys.exit(main())

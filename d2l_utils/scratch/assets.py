@@ -41,6 +41,7 @@ DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 CACHE_ENV = "D2L_CACHE_DIR"
 ASSET_URL_ENV = "D2L_ASSET_URL"  # base URL instead of DATA_URL (the file names stay)
 ASSET_SHA1_ENV = "D2L_ASSET_SHA1"  # "name=sha1[,name=sha1]": the only way to accept another file
+EXTRACTED_MARKER = ".extracted-from-sha1"  # in an extracted folder: the SHA-1 of its zip
 
 
 class AssetError(RuntimeError):
@@ -78,11 +79,6 @@ ASSETS: dict[str, Asset] = {
 }
 
 
-def default_cache_dir() -> Path:
-    """`$D2L_CACHE_DIR`, else `~/.cache/d2l_utils`."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "d2l_utils")
-
-
 def sha1_overrides() -> dict[str, str]:
     """`D2L_ASSET_SHA1` as {name: sha1}; an `AssetError` for a malformed value or unknown name."""
     raw = os.environ.get(ASSET_SHA1_ENV, "").strip()
@@ -108,16 +104,11 @@ def asset_registry() -> dict[str, Asset]:
     hashes = sha1_overrides()
     out = {}
     for name, asset in ASSETS.items():
-        changes: dict[str, str] = {}
-        if base:
-            changes["url"] = base.rstrip("/") + "/" + asset.filename
-        if name in hashes:
-            changes["sha1"] = hashes[name]
-        if changes:
-            named = [var for var, key in ((ASSET_URL_ENV, "url"), (ASSET_SHA1_ENV, "sha1"))
-                     if key in changes]
-            asset = replace(asset, overridden=", ".join(named), **changes)
-        out[name] = asset
+        url = base.rstrip("/") + "/" + asset.filename if base else asset.url
+        named = [var for var, on in ((ASSET_URL_ENV, base), (ASSET_SHA1_ENV, name in hashes))
+                 if on]
+        out[name] = replace(asset, url=url, sha1=hashes.get(name, asset.sha1),
+                            overridden=", ".join(named))
     return out
 
 
@@ -130,35 +121,34 @@ def get_asset(name: str, registry: Mapping[str, Asset] | None = None) -> Asset:
     return registry[name]
 
 
-def sha1sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+def sha1sum(path: str | os.PathLike) -> str:
     """Hex SHA-1 of a file, read in chunks."""
-    digest = hashlib.sha1()
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
-def verify_sha1(path: str | os.PathLike, expected: str) -> None:
-    """Raise `ChecksumError` naming the file and both hashes unless `path` has SHA-1 `expected`."""
+def verify_sha1(path: str | os.PathLike, expected: str, hint: str = "") -> None:
+    """Raise `ChecksumError` naming the file and both hashes (then `hint`) unless `path` has
+    SHA-1 `expected`."""
     actual = sha1sum(path)
     if actual != expected.lower():
         raise ChecksumError(f"{path}: SHA-1 mismatch (expected {expected}, got {actual}); the "
                             "file is damaged or not the registered one. Delete it and download "
-                            "again.")
+                            f"again. {hint}".rstrip())
 
 
 def download(name: str, cache_dir: str | os.PathLike | None = None,
              registry: Mapping[str, Asset] | None = None, timeout: float = 3.0) -> Path:
-    """The verified local copy of asset `name`, downloaded into `cache_dir` if not there yet."""
+    """The verified local copy of asset `name`, downloaded into `cache_dir` (default:
+    `$D2L_CACHE_DIR`, else `~/.cache/d2l_utils`) if not there yet."""
     asset = get_asset(name, registry)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "d2l_utils")
     path = cache / asset.filename
-    if path.exists():
-        try:  # a cached file is used only if it is the right one
-            verify_sha1(path, asset.sha1)
-        except ChecksumError as err:
-            raise ChecksumError(f"{err} {_sha1_hint(name, asset)}") from None
+    # what to do about a checksum mismatch (the override only when the file is meant)
+    hint = (f"If {asset.url} deliberately serves another {asset.filename} (a mirror or your own "
+            f"build), accept its hash explicitly: {ASSET_SHA1_ENV}={name}=<its SHA-1>.")
+    if path.exists():  # a cached file is used only if it is the right one
+        verify_sha1(path, asset.sha1, hint)
         return path
     reason = offline_reason(asset.url, timeout)
     if reason is not None:
@@ -169,22 +159,15 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
     partial = path.with_name(path.name + ".part")
     try:
         _fetch(asset.url, partial, desc=name)
-        verify_sha1(partial, asset.sha1)
-    except ChecksumError as err:
+        verify_sha1(partial, asset.sha1, f"(downloaded from {asset.url}) {hint}")
+    except ChecksumError:
         partial.unlink(missing_ok=True)
-        raise ChecksumError(f"downloaded {asset.url} -> {err} {_sha1_hint(name, asset)}"
-                            ) from None
+        raise
     except OSError as err:
         partial.unlink(missing_ok=True)
         raise AssetError(f"downloading {name!r} from {asset.url} failed: {err}") from err
     partial.replace(path)
     return path
-
-
-def _sha1_hint(name: str, asset: Asset) -> str:
-    """What to do about a checksum mismatch (the override only when the file is meant)."""
-    return (f"If {asset.url} deliberately serves another {asset.filename} (a mirror or your own "
-            f"build), accept its hash explicitly: {ASSET_SHA1_ENV}={name}=<its SHA-1>.")
 
 
 def _fetch(url: str, target: Path, desc: str) -> None:
@@ -207,7 +190,7 @@ def download_extract(name: str, cache_dir: str | os.PathLike | None = None,
     archive = download(name, cache_dir, registry, timeout)
     asset = get_asset(name, registry)
     target = archive.with_name(archive.name.removesuffix(".zip"))
-    marker = target / ".extracted-from-sha1"
+    marker = target / EXTRACTED_MARKER
     if marker.is_file() and marker.read_text().strip() == asset.sha1:
         return target
     staging = archive.with_name(f".{target.name}.extracting")
@@ -222,7 +205,8 @@ def download_extract(name: str, cache_dir: str | os.PathLike | None = None,
             zf.extractall(staging)
     except zipfile.BadZipFile as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise AssetError(f"{archive}: not a readable zip file ({err})") from None
+        raise AssetError(f"{archive} (from {asset.url}) is not a readable zip file ({err}); "
+                         "delete it and check what the URL serves") from None
     entries = list(staging.iterdir())
     content = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
     shutil.rmtree(target, ignore_errors=True)
@@ -235,27 +219,19 @@ def download_extract(name: str, cache_dir: str | os.PathLike | None = None,
 BERT_ZIP_FILES = ("vocab.json", "pretrained.params")
 
 
-def check_bert_zip_layout(archive: Path, asset: Asset) -> None:
+def check_bert_layout(folder: Path, archive: Path, asset: Asset) -> None:
     """d2l's BERT zips hold one folder with `vocab.json` and `pretrained.params`, nothing else
-    at the top; anything else (an extra top-level folder, missing files, not a zip) is an
-    `AssetError` naming the file, what it holds and the fix."""
-    expected = ", ".join(f"{archive.name.removesuffix('.zip')}/{f}" for f in BERT_ZIP_FILES)
-    fix = (f"Delete {archive} and check what {asset.url} serves: d2l's layout is {expected}.")
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
-    except zipfile.BadZipFile as err:
-        raise AssetError(f"{archive} (from {asset.url}) is not a readable zip file ({err}). "
-                         f"{fix}") from None
-    top = sorted({n.split("/", 1)[0] for n in names})
-    folder = top[0] if len(top) == 1 and all("/" in n for n in names) else None
-    missing = [f for f in BERT_ZIP_FILES if folder is None or f"{folder}/{f}" not in names]
-    if folder is None or missing:
-        shown = ", ".join(names[:8]) + (f", ... ({len(names)} files)" if len(names) > 8 else "")
-        what = (f"{len(top)} top-level entries ({', '.join(top[:5])})" if folder is None
-                else f"no {', '.join(missing)} in {folder}/")
-        raise AssetError(f"{archive} (from {asset.url}) has an unexpected layout: {what}; it "
-                         f"holds {shown or 'nothing'}. {fix}")
+    at the top; the extracted `folder` of any other layout (an extra top-level folder, missing
+    files) is an `AssetError` naming the file, what it holds and the fix."""
+    if all((folder / f).is_file() for f in BERT_ZIP_FILES):
+        return
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.name != EXTRACTED_MARKER)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} files)" if len(names) > 8 else "")
+    expected = ", ".join(f"{folder.name}/{f}" for f in BERT_ZIP_FILES)
+    raise AssetError(f"{archive} (from {asset.url}) has an unexpected layout: it holds "
+                     f"{shown or 'nothing'}. Delete {archive} and check what {asset.url} "
+                     f"serves: d2l's layout is {expected}.")
 
 
 def load_pretrained_bert(name: str, cache_dir: str | os.PathLike | None = None,
@@ -265,8 +241,8 @@ def load_pretrained_bert(name: str, cache_dir: str | os.PathLike | None = None,
     asset = get_asset(name, registry)
     if asset.bert_config is None:
         raise AssetError(f"asset {name!r} is not a BERT checkpoint")
-    check_bert_zip_layout(download(name, cache_dir, registry, timeout), asset)
     folder = download_extract(name, cache_dir, registry, timeout)
+    check_bert_layout(folder, folder.with_name(folder.name + ".zip"), asset)
     vocab = Vocab.load_json(folder / "vocab.json")
     bert = BERTModel.from_config(len(vocab), replace(asset.bert_config, dropout=dropout))
     state = torch.load(folder / "pretrained.params", map_location="cpu", weights_only=True)
@@ -316,12 +292,18 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
     random-init model has `config`'s shape and a vocabulary built from `corpus` (tokenized
     sentences, read only when needed) with `min_freq`.
     """
-    reason = "no pretrained model was asked for (PRETRAINED = None)"
-    if name is not None and is_huggingface_bert(name):
+    if name is not None and huggingface_path(name):
         return converted_bert(name, dropout, verbose)
-    if name is not None:
+    config = replace(bert_config(name, config, registry), dropout=dropout)
+    if name is None:
+        vocab = Vocab(corpus, min_freq=min_freq)
+        bert = BERTModel.from_config(len(vocab), config)
+        message = ("RANDOM INITIALISATION, not pretrained: no pretrained model was asked for "
+                   f"(PRETRAINED = None). Training a {config.describe()} BERT from scratch with "
+                   f"a {len(vocab):,}-token vocabulary built from the training data "
+                   f"(min_freq={min_freq}); expect accuracy well below the pretrained model's.")
+    else:
         asset = get_asset(name, registry)
-        config = config or asset.bert_config
         try:
             bert, vocab = load_pretrained_bert(name, cache_dir, dropout, registry)
         except AssetError as err:
@@ -333,21 +315,9 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
                 "parameter cell (not comparable with d2l's accuracy).") from None
         message = (f"Loaded d2l's pretrained {name} from {asset.url} ({config.describe()}; "
                    f"{len(vocab):,}-token vocabulary; {num_parameters(bert):,} parameters).")
-        if verbose:
-            print(message)
-        return ChapterBERT(bert, vocab, config, True, message, name)
-    if config is None:
-        raise ValueError("give a pretrained `name` or a `config` for the random-init model")
-    config = replace(config, dropout=dropout)
-    vocab = Vocab(corpus, min_freq=min_freq)
-    bert = BERTModel.from_config(len(vocab), config)
-    message = (f"RANDOM INITIALISATION, not pretrained: {reason}. Training a {config.describe()}"
-               f" BERT from scratch with a {len(vocab):,}-token vocabulary built from the "
-               f"training data (min_freq={min_freq}); expect accuracy well below the pretrained "
-               "model's.")
     if verbose:
         print(message)
-    return ChapterBERT(bert, vocab, config, False, message, name)
+    return ChapterBERT(bert, vocab, config, name is not None, message, name)
 
 
 # Hugging Face BERT checkpoints chapter 1 can load into its own BERT (`convert.py`): the
@@ -355,34 +325,31 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
 HF_PREFIX = "hf:"
 
 
-def is_huggingface_bert(name: str) -> bool:
-    """True for `minilm-l6` and `hf:<hub id>`: names converted from Hugging Face, not d2l zips."""
-    return name == "minilm-l6" or name.startswith(HF_PREFIX)
-
-
-def huggingface_path(name: str) -> str:
-    """The checkpoint folder or hub id behind `minilm-l6` / `hf:<hub id>`."""
+def huggingface_path(name: str) -> str | None:
+    """The checkpoint folder or hub id behind `minilm-l6` / `hf:<hub id>` (names converted from
+    Hugging Face, not d2l zips); None for any other name."""
     if name == "minilm-l6":
         from ..backbones import minilm_path
 
         return minilm_path()
-    return name[len(HF_PREFIX):]
+    return name.removeprefix(HF_PREFIX) if name.startswith(HF_PREFIX) else None
 
 
-def bert_config(name: str | None, config: BERTConfig | None = None) -> BERTConfig:
+def bert_config(name: str | None, config: BERTConfig | None = None,
+                registry: Mapping[str, Asset] | None = None) -> BERTConfig:
     """The shape of the model a chapter will train: `config` if given, else the named d2l
     asset's or Hugging Face checkpoint's (read from its config, no weights loaded)."""
     if config is not None:
         return config
     if name is None:
         raise ValueError("give a pretrained `name` or a `config` for the random-init model")
-    if is_huggingface_bert(name):
+    if huggingface_path(name):
         from transformers import AutoConfig
 
         from .convert import config_from_huggingface
 
         return config_from_huggingface(AutoConfig.from_pretrained(huggingface_path(name)))
-    return get_asset(name).bert_config
+    return get_asset(name, registry).bert_config
 
 
 def converted_bert(name: str, dropout: float = 0.1, verbose: bool = True) -> ChapterBERT:

@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from .bert import BERTConfig, BERTModel
 from .snli import Vocab
 
@@ -39,29 +37,22 @@ from .snli import Vocab
 EMBEDDING_NAMES: dict[str, str] = {
     "embeddings.word_embeddings.weight": "encoder.token_embedding.weight",
     "embeddings.token_type_embeddings.weight": "encoder.segment_embedding.weight",
-    # (max_len, hidden) in BERT, (1, max_len, hidden) in d2l: see `convert_tensor`
+    # (max_len, hidden) in BERT, (1, max_len, hidden) in d2l: see `bert_from_huggingface`
     "embeddings.position_embeddings.weight": "encoder.pos_embedding",
     "embeddings.LayerNorm.weight": "encoder.embedding_norm.weight",
     "embeddings.LayerNorm.bias": "encoder.embedding_norm.bias",
 }
-LAYER_NAMES: dict[str, str] = {
-    "encoder.layer.{i}.attention.self.query.weight": "encoder.blks.{i}.attention.W_q.weight",
-    "encoder.layer.{i}.attention.self.query.bias": "encoder.blks.{i}.attention.W_q.bias",
-    "encoder.layer.{i}.attention.self.key.weight": "encoder.blks.{i}.attention.W_k.weight",
-    "encoder.layer.{i}.attention.self.key.bias": "encoder.blks.{i}.attention.W_k.bias",
-    "encoder.layer.{i}.attention.self.value.weight": "encoder.blks.{i}.attention.W_v.weight",
-    "encoder.layer.{i}.attention.self.value.bias": "encoder.blks.{i}.attention.W_v.bias",
-    "encoder.layer.{i}.attention.output.dense.weight": "encoder.blks.{i}.attention.W_o.weight",
-    "encoder.layer.{i}.attention.output.dense.bias": "encoder.blks.{i}.attention.W_o.bias",
-    "encoder.layer.{i}.attention.output.LayerNorm.weight": "encoder.blks.{i}.addnorm1.ln.weight",
-    "encoder.layer.{i}.attention.output.LayerNorm.bias": "encoder.blks.{i}.addnorm1.ln.bias",
-    "encoder.layer.{i}.intermediate.dense.weight": "encoder.blks.{i}.ffn.dense1.weight",
-    "encoder.layer.{i}.intermediate.dense.bias": "encoder.blks.{i}.ffn.dense1.bias",
-    "encoder.layer.{i}.output.dense.weight": "encoder.blks.{i}.ffn.dense2.weight",
-    "encoder.layer.{i}.output.dense.bias": "encoder.blks.{i}.ffn.dense2.bias",
-    "encoder.layer.{i}.output.LayerNorm.weight": "encoder.blks.{i}.addnorm2.ln.weight",
-    "encoder.layer.{i}.output.LayerNorm.bias": "encoder.blks.{i}.addnorm2.ln.bias",
-}
+LAYER_NAMES: dict[str, str] = {  # BertLayer part -> d2l EncoderBlock part, weight and bias each
+    f"encoder.layer.{{i}}.{hf}.{kind}": f"encoder.blks.{{i}}.{d2l}.{kind}"
+    for hf, d2l in [("attention.self.query", "attention.W_q"),
+                    ("attention.self.key", "attention.W_k"),
+                    ("attention.self.value", "attention.W_v"),
+                    ("attention.output.dense", "attention.W_o"),
+                    ("attention.output.LayerNorm", "addnorm1.ln"),
+                    ("intermediate.dense", "ffn.dense1"),
+                    ("output.dense", "ffn.dense2"),
+                    ("output.LayerNorm", "addnorm2.ln")]
+    for kind in ("weight", "bias")}
 POOLER_NAMES: dict[str, str] = {
     "pooler.dense.weight": "hidden.0.weight",
     "pooler.dense.bias": "hidden.0.bias",
@@ -105,21 +96,6 @@ def config_from_huggingface(hf_config) -> BERTConfig:
                       layer_norm_eps=hf_config.layer_norm_eps)
 
 
-def convert_tensor(d2l_name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """BERT's tensor in the shape d2l's parameter `d2l_name` has."""
-    if d2l_name == "encoder.pos_embedding":
-        return tensor.unsqueeze(0)
-    return tensor
-
-
-def _bert_model(path_or_model):
-    """A `transformers.BertModel` from a path / hub id, a `BertModel`, or a `BertFor...`."""
-    if isinstance(path_or_model, (str, Path)):
-        from transformers import BertModel
-        return BertModel.from_pretrained(str(path_or_model))
-    return getattr(path_or_model, "bert", path_or_model)  # BertForSequenceClassification etc.
-
-
 def bert_from_huggingface(path_or_model, dropout: float | None = None
                           ) -> tuple[BERTModel, BERTConfig]:
     """d2l's `BERTModel` holding a Hugging Face BERT's weights, and its `BERTConfig`.
@@ -129,7 +105,11 @@ def bert_from_huggingface(path_or_model, dropout: float | None = None
     its own WordPiece tokenizer (`wordpiece_vocab`, `wordpiece_tokenize`). Without a pooler in
     the checkpoint, `hidden` stays random. `dropout` replaces the checkpoint's dropout rate.
     """
-    hf = _bert_model(path_or_model)
+    hf = path_or_model
+    if isinstance(hf, (str, Path)):
+        from transformers import BertModel
+        hf = BertModel.from_pretrained(str(hf))
+    hf = getattr(hf, "bert", hf)  # the BertModel inside a BertForSequenceClassification etc.
     config = config_from_huggingface(hf.config)
     if dropout is not None:
         config = replace(config, dropout=dropout)
@@ -144,7 +124,9 @@ def bert_from_huggingface(path_or_model, dropout: float | None = None
     target = model.state_dict()
     converted = {}
     for hf_name, d2l_name in names.items():
-        tensor = convert_tensor(d2l_name, source[hf_name].detach().float())
+        tensor = source[hf_name].detach().float()
+        if d2l_name == "encoder.pos_embedding":  # (max_len, hidden) -> (1, max_len, hidden)
+            tensor = tensor.unsqueeze(0)
         if tensor.shape != target[d2l_name].shape:
             raise ConversionError(f"{hf_name} {tuple(tensor.shape)} does not fit {d2l_name} "
                                   f"{tuple(target[d2l_name].shape)}")
@@ -185,5 +167,4 @@ def wordpiece_vocab(path_or_tokenizer) -> Vocab:
 
 def wordpiece_tokenize(path_or_tokenizer) -> Callable[[str], list[str]]:
     """Text -> WordPiece tokens (lower-cased, punctuation split, `##` pieces), no specials."""
-    tokenizer = load_tokenizer(path_or_tokenizer)
-    return tokenizer.tokenize
+    return load_tokenizer(path_or_tokenizer).tokenize

@@ -9,6 +9,7 @@ training loss, training accuracy and test accuracy on a plot that redraws in pla
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,8 +22,9 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from ..pages.notebook import in_notebook
-from ..profiles import capped, caps_note, rehearsal_caps
-from ..training.record import device_description
+from ..profiles import capped, caps_note, profile_name, rehearsal_caps
+from ..training import record as run_record
+from ..training.record import device_description, library_versions, timestamp
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -40,12 +42,6 @@ def try_all_gpus() -> list[torch.device]:
     """Every CUDA device, or `[cpu]` when there is none."""
     gpus = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
     return gpus or [torch.device("cpu")]
-
-
-def describe_devices(devices: Sequence[torch.device]) -> str:
-    """'NVIDIA T4', '2 x NVIDIA A100 (DataParallel)', or the CPU description."""
-    name = device_description(devices[0])
-    return name if len(devices) == 1 else f"{len(devices)} x {name} (DataParallel)"
 
 
 def plot_history(history: dict[str, Any], title: str | None = None,
@@ -77,29 +73,23 @@ class LivePlot:
         self._handle = None
         self.figure: plt.Figure | None = None
 
-    def _draw(self, history: dict[str, Any]) -> plt.Figure:
-        if self.figure is not None:
-            plt.close(self.figure)
-        self.figure = plot_history(history, self.title, self.num_epochs)
-        return self.figure
-
     def update(self, history: dict[str, Any]) -> None:
         """Redraw after an epoch (only when live)."""
         if not self.live:
             return
         from IPython.display import display
 
-        fig = self._draw(history)
+        self.figure = plot_history(history, self.title, self.num_epochs)
         if self._handle is None:
-            self._handle = display(fig, display_id=True)
+            self._handle = display(self.figure, display_id=True)
         else:
-            self._handle.update(fig)
-        plt.close(fig)  # shown through the handle; keeps the inline backend from a second copy
+            self._handle.update(self.figure)
+        plt.close(self.figure)  # shown through the handle; keeps the inline backend from a copy
 
     def finish(self, history: dict[str, Any]) -> plt.Figure:
         """The final figure; when not live this is the one time it is drawn."""
-        if not self.live or self.figure is None:
-            return self._draw(history)
+        if self.figure is None:
+            self.figure = plot_history(history, self.title, self.num_epochs)
         return self.figure
 
 
@@ -143,9 +133,11 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
         model = nn.DataParallel(net, device_ids=devices)
     optimizer = optimizer or torch.optim.Adam(net.parameters(), lr=lr)
     loss = loss or nn.CrossEntropyLoss()
+    name = device_description(devices[0])  # 'NVIDIA T4', '2 x NVIDIA A100 (DataParallel)'
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "train_acc": [], "test_acc": [],
-                               "examples_per_sec": [], "seconds": [],
-                               "device": describe_devices(devices), "num_devices": len(devices)}
+                               "examples_per_sec": [], "seconds": [], "num_devices": len(devices),
+                               "device": name if len(devices) == 1
+                               else f"{len(devices)} x {name} (DataParallel)"}
     live = LivePlot(num_epochs, title or history["device"]) if plot else None
     for epoch in range(1, num_epochs + 1):
         model.train()
@@ -238,12 +230,6 @@ def write_record(history: dict[str, Any], output_dir: str, *, model: str, pretra
                  trainable: int) -> dict[str, Any]:
     """Write chapter 1's run as a `record.json` in the library's format (task snli, method
     full), so the Results page reads it like every other run. Returns the record."""
-    import json
-    import os
-
-    from ..profiles import profile_name
-    from ..training.record import RECORD_FILE, library_versions, timestamp
-
     evals = [{"epoch": float(epoch), "step": None, "train_loss": round(loss, 6),
               eval_split: {"accuracy": round(acc, 6)}}
              for epoch, loss, acc in zip(history["epoch"], history["train_loss"],
@@ -270,7 +256,5 @@ def write_record(history: dict[str, Any], output_dir: str, *, model: str, pretra
         "versions": library_versions(), "finished_at": timestamp(),
         "cpu_count": os.cpu_count(),
     }
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, RECORD_FILE), "w") as file:
-        json.dump(record, file, indent=1)
+    run_record.write_record(output_dir, record)
     return record

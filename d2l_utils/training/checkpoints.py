@@ -94,16 +94,6 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> No
 RECORD_ROOM = 1_000_000  # record.json, run_args.json and a checkpoint's small files
 
 
-def required_bytes(model: nn.Module, include_frozen: bool) -> int:
-    """Rough size of one checkpoint: weights plus AdamW's two moments for trainable ones."""
-    trainable = weights_bytes(model)
-    return 3 * trainable + weights_bytes(model, include_frozen) - trainable + RECORD_ROOM
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def check_disk_space(output_dir: str | os.PathLike, model: nn.Module, include_frozen: bool,
                      save_model: bool, keep: int | None) -> None:
     """Refuse, before training, a run whose files would not fit on the disk: the final weights
@@ -112,12 +102,12 @@ def check_disk_space(output_dir: str | os.PathLike, model: nn.Module, include_fr
     run prunes them)."""
     parts = {"the final weights and record": (weights_bytes(model, include_frozen)
                                               if save_model else 0) + RECORD_ROOM}
-    if keep is not None:
+    if keep is not None:  # a checkpoint: the weights, and AdamW's two moments of the trainable
+        one = 2 * weights_bytes(model) + weights_bytes(model, include_frozen) + RECORD_ROOM
         parts[f"{keep + 1} checkpoints (--keep-checkpoints {keep} + the one being written)"] = (
-            (keep + 1) * required_bytes(model, include_frozen))
+            (keep + 1) * one)
     needed = sum(parts.values())
-    root = checkpoint_root(output_dir)
-    reusable = _folder_bytes(root) if root.is_dir() else 0
+    reusable = sum(p.stat().st_size for p in checkpoint_root(output_dir).rglob("*") if p.is_file())
     free = shutil.disk_usage(output_dir).free
     if free + reusable < needed:
         details = " + ".join(f"{size / 2**20:.1f} MiB for {what}" for what, size in parts.items())
@@ -139,11 +129,8 @@ def resume_hint(output_dir: str | os.PathLike, command: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _torch_save(obj: Any, path: Path) -> None:
@@ -319,9 +306,11 @@ def check_resumable(path: Path, current: dict[str, Any]) -> None:
                           "another --output-dir")
 
 
-def changed_data(saved: dict[str, dict] | None, current: dict[str, dict]) -> list[str]:
-    """How the data differs from what a checkpoint trained on, one entry per changed split
-    (none for checkpoints written before fingerprints)."""
+def check_same_data(path: Path, saved: dict[str, dict] | None, current: dict[str, dict],
+                    allow: bool, say: Callable[[str], None] = print) -> list[str]:
+    """Refuse to resume from `path` on other data than it trained on (one change per split; none
+    for checkpoints written before fingerprints), unless `allow` (`--allow-data-change`);
+    returns the changes allowed."""
     changes = []
     for split, now in current.items():
         then = (saved or {}).get(split)
@@ -335,14 +324,6 @@ def changed_data(saved: dict[str, dict] | None, current: dict[str, dict]) -> lis
             old, new = then.get("file") or then.get("hub"), now.get("file") or now.get("hub")
             changes.append(f"the {split} split is now {new}" + (f" (was {old})" if old != new
                                                                   else " (changed on the hub)"))
-    return changes
-
-
-def check_same_data(path: Path, saved: dict[str, dict] | None, current: dict[str, dict],
-                    allow: bool, say: Callable[[str], None] = print) -> list[str]:
-    """Refuse to resume from `path` on other data than it trained on, unless `allow`
-    (`--allow-data-change`); returns the changes allowed."""
-    changes = changed_data(saved, current)
     if changes and not allow:
         raise ResumeError(f"cannot resume from {path}: the data changed since it was saved ("
                           + "; ".join(changes) + "); restore the data, pass "

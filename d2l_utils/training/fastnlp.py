@@ -90,87 +90,69 @@ def make_dataloaders(run: PreparedRun, pad_to_multiple_of: int | None = None
 # The history callback
 
 
-def _history_callback_class():
-    """The fastNLP callback class that keeps the record's history (built lazily: fastNLP is an
-    optional dependency of the library)."""
-    Callback = _import_fastnlp().Callback
+class History:
+    """Loss log, per-epoch train loss and dev accuracy (`history`), mid-epoch evaluations
+    (`eval_log`), training time and example counts. Evaluation time is not training time.
 
-    class HistoryCallback(Callback):
-        """Loss log, per-epoch train loss and dev accuracy (`history`), mid-epoch evaluations
-        (`eval_log`), training time and example counts. Evaluation time is not training time."""
+    The methods of a fastNLP `Callback`; `run_fastnlp` mixes it with that class (fastNLP is an
+    optional dependency of the library, imported only when a run uses it)."""
 
-        def __init__(self, task: TaskSpec, sampler, log_every: int, verbose: bool):
-            super().__init__()
-            self.task, self.eval_splits, self.sampler = task, task.eval_splits, sampler
-            self.log_every, self.verbose = max(1, log_every), verbose
-            self.history: list[dict[str, Any]] = []
-            self.eval_log: list[dict[str, Any]] = []
-            self.loss_log: list[tuple[int, float]] = []
-            self.train_time = 0.0
-            self.examples = self.tokens = self.step = 0
-            self._epoch_loss: list[torch.Tensor] = []
-            self._window: list[torch.Tensor] = []
-            self._tick = self._eval_tick = 0.0
+    def __init__(self, task: TaskSpec, sampler, log_every: int, verbose: bool):
+        super().__init__()
+        self.task, self.eval_splits, self.sampler = task, task.eval_splits, sampler
+        self.log_every, self.verbose = max(1, log_every), verbose
+        self.history: list[dict[str, Any]] = []
+        self.eval_log: list[dict[str, Any]] = []
+        self.loss_log: list[tuple[int, float]] = []
+        self.train_time = 0.0
+        self.examples = self.tokens = self.step = 0
+        self._epoch_loss: list[torch.Tensor] = []
+        self._window: list[torch.Tensor] = []
+        self._tick = self._eval_tick = 0.0
 
-        def on_train_epoch_begin(self, trainer) -> None:
-            if hasattr(self.sampler, "set_epoch"):  # fastNLP only sets `loader.sampler`'s
-                self.sampler.set_epoch(trainer.cur_epoch_idx)
-            self._epoch_loss = []
-            self._tick = time.perf_counter()
+    def on_train_epoch_begin(self, trainer) -> None:
+        if hasattr(self.sampler, "set_epoch"):  # fastNLP only sets `loader.sampler`'s
+            self.sampler.set_epoch(trainer.cur_epoch_idx)
+        self._epoch_loss = []
+        self._tick = time.perf_counter()
 
-        def on_train_batch_begin(self, trainer, batch, indices) -> None:
-            self.examples += int(batch["input_ids"].shape[0])
-            self.tokens += int(batch["attention_mask"].sum())
+    def on_train_batch_begin(self, trainer, batch, indices) -> None:
+        self.examples += int(batch["input_ids"].shape[0])
+        self.tokens += int(batch["attention_mask"].sum())
 
-        def on_before_backward(self, trainer, outputs) -> None:
-            loss = outputs["loss"].detach().float()
-            self._epoch_loss.append(loss)
-            self._window.append(loss)
+    def on_before_backward(self, trainer, outputs) -> None:
+        loss = outputs["loss"].detach().float()
+        self._epoch_loss.append(loss)
+        self._window.append(loss)
 
-        def on_train_batch_end(self, trainer) -> None:
-            self.step = trainer.global_forward_batches
-            if self.step % self.log_every == 0 or self.step == trainer.n_batches:
-                mean = torch.stack(self._window).mean().item()
-                check_finite(mean, self.step)
-                self.loss_log.append((self.step, round(mean, 6)))
-                self._window = []
+    def on_train_batch_end(self, trainer) -> None:
+        self.step = trainer.global_forward_batches
+        if self.step % self.log_every == 0 or self.step == trainer.n_batches:
+            mean = torch.stack(self._window).mean().item()
+            check_finite(mean, self.step)
+            self.loss_log.append((self.step, round(mean, 6)))
+            self._window = []
 
-        def on_evaluate_begin(self, trainer) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self._eval_tick = time.perf_counter()
+    def on_evaluate_begin(self, trainer) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._eval_tick = time.perf_counter()
 
-        def on_evaluate_end(self, trainer, results: dict[str, float]) -> None:
-            self._tick += time.perf_counter() - self._eval_tick  # pause the training clock
-            step = trainer.global_forward_batches
-            entry = {"epoch": round(step / trainer.num_batches_per_epoch, 4), "step": step}
-            if trainer.batch_idx_in_epoch < trainer.num_batches_per_epoch:  # mid-epoch
-                self.eval_log.append({**entry, **parse_fastnlp_results(results,
-                                                                       self.eval_splits)})
-                return
-            losses = torch.stack(self._epoch_loss) if self._epoch_loss else torch.full((1,), 0.)
-            entry["train_loss"] = round(losses.mean().item(), 6)
-            entry.update(parse_fastnlp_results(results, self.eval_splits))
-            self.history.append(entry)
-            if self.verbose:
-                print(epoch_line(entry, self.task), flush=True)
+    def on_evaluate_end(self, trainer, results: dict[str, float]) -> None:
+        self._tick += time.perf_counter() - self._eval_tick  # pause the training clock
+        step = trainer.global_forward_batches
+        entry = {"epoch": round(step / trainer.num_batches_per_epoch, 4), "step": step}
+        metrics = parse_fastnlp_results(results, self.eval_splits)
+        if trainer.batch_idx_in_epoch < trainer.num_batches_per_epoch:  # mid-epoch
+            self.eval_log.append({**entry, **metrics})
+            return
+        losses = torch.stack(self._epoch_loss) if self._epoch_loss else torch.full((1,), 0.)
+        self.history.append({**entry, "train_loss": round(losses.mean().item(), 6), **metrics})
+        if self.verbose:
+            print(epoch_line(self.history[-1], self.task), flush=True)
 
-        def on_train_epoch_end(self, trainer) -> None:
-            self.train_time += time.perf_counter() - self._tick
-
-    return HistoryCallback
-
-
-def evaluation_schedule(eval_every_steps: int | None):
-    """fastNLP's `evaluate_every` as a function of the trainer: at the end of every epoch, and
-    every `eval_every_steps` batches when given (the library's `--eval-every-steps`)."""
-
-    def evaluate_now(trainer) -> bool:
-        if trainer.batch_idx_in_epoch == trainer.num_batches_per_epoch:
-            return True
-        return bool(eval_every_steps) and trainer.global_forward_batches % eval_every_steps == 0
-
-    return evaluate_now
+    def on_train_epoch_end(self, trainer) -> None:
+        self.train_time += time.perf_counter() - self._tick
 
 
 def parse_fastnlp_results(results: dict[str, float], eval_splits: tuple[str, ...]
@@ -206,8 +188,8 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     num_epochs = max(1, math.ceil(args.epochs))
     model = FastNLPClassifier(run.model)
     optimizer, scheduler = make_optimizer(model, args, num_epochs * steps_per_epoch)
-    history = _history_callback_class()(run.task, train_loader.batch_sampler, args.log_every,
-                                        verbose)
+    history = type("HistoryCallback", (History, fastNLP.Callback), {})(
+        run.task, train_loader.batch_sampler, args.log_every, verbose)
     callbacks = [history, LRSchedCallback(scheduler, step_on="batch")]
     if args.max_grad_norm > 0:
         # clips the optimizer's (trainable) parameters, after unscaling fp16 gradients
@@ -215,6 +197,12 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     # fastNLP's mixed precision is fp16 with a gradient scaler (no bf16): fp16 on any GPU unless
     # --mixed-precision no, fp32 on CPU; the note says which in the record
     fp16, precision_note = fastnlp_precision(args.mixed_precision)
+
+    def evaluate_now(trainer) -> bool:  # at every epoch's end, and every --eval-every-steps
+        return (trainer.batch_idx_in_epoch == trainer.num_batches_per_epoch
+                or bool(args.eval_every_steps)
+                and trainer.global_forward_batches % args.eval_every_steps == 0)
+
     single = len(eval_loaders) == 1
     level = fastNLP.logger.level
     fastNLP.logger.setLevel("ERROR")  # fastNLP logs each sanity check, evaluation and a
@@ -224,7 +212,7 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
             optimizers=optimizer, train_dataloader=train_loader,
             evaluate_dataloaders=next(iter(eval_loaders.values())) if single else eval_loaders,
             metrics={"acc": Accuracy()}, callbacks=callbacks, fp16=fp16, progress_bar=None,
-            evaluate_every=evaluation_schedule(args.eval_every_steps))
+            evaluate_every=evaluate_now)
         trainer.run(num_train_batch_per_epoch=train_batches_per_epoch, num_eval_sanity_batch=0,
                     catch_KeyboardInterrupt=False)
     finally:
@@ -269,26 +257,23 @@ def prompt_placement(backbone: str = "bert-base-uncased", num_virtual_tokens: in
     spec = get_task(task)
     resolved = resolve_backbone(backbone, random_init=True)
     config = load_config(resolved, spec)
-    hidden = config.hidden_size
-    layers = config.num_hidden_layers
+    hidden, layers, n = config.hidden_size, config.num_hidden_layers, num_virtual_tokens
     where = {"prompt-tuning": "input embeddings only (before layer 1)",
              "ptuning-v2": f"keys and values of all {layers} layers"}
-    shape = {"prompt-tuning": f"{num_virtual_tokens} x {hidden}",
-             "ptuning-v2": f"{layers} layers x 2 (k, v) x {num_virtual_tokens} x {hidden}"}
+    shape = {"prompt-tuning": f"{n} x {hidden}",
+             "ptuning-v2": f"{layers} layers x 2 (k, v) x {n} x {hidden}"}
     rows = []
     for method in PROMPT_METHODS:
-        model = build_model(resolved, spec, method_config(
-            method, num_virtual_tokens=num_virtual_tokens, head=head))
+        model = build_model(resolved, spec, method_config(method, num_virtual_tokens=n, head=head))
         counts = count_parameters(model)
-        expected = expected_prompt_params(method, num_virtual_tokens, hidden, layers)
-        runs = forward_check(model)
         rows.append({"method": method, "backbone": backbone, "prompt enters at": where[method],
-                     "prompt tensor": shape[method], "prompt params (formula)": expected,
+                     "prompt tensor": shape[method],
+                     "prompt params (formula)": expected_prompt_params(method, n, hidden, layers),
                      "prompt params (counted)": counts["method_params"],
                      "head params": counts["head_params"], "trainable": counts["trainable"],
                      "total": counts["total"],
                      "trainable %": round(counts["trainable_percent"], 3),
-                     "forward pass": runs})
+                     "forward pass": forward_check(model)})
     return pd.DataFrame(rows).set_index("method")
 
 

@@ -66,13 +66,12 @@ def make_trainer(run: PreparedRun, training_args: TrainingArguments | None = Non
     trainer_class = Trainer
     if run.method.backend == "adapters" and model_init is None:
         from adapters import AdapterTrainer as trainer_class
-    return trainer_class(model=None if model_init else run.model,
-                   model_init=model_init,
-                   args=training_args or training_arguments(run.args),
-                   train_dataset=run.data["train"],
-                   eval_dataset={split: run.data[split] for split in run.task.eval_splits},
-                   data_collator=make_collator(run.tokenizer),
-                   compute_metrics=metrics_function(run.task))
+    return trainer_class(model=None if model_init else run.model, model_init=model_init,
+                         args=training_args or training_arguments(run.args),
+                         train_dataset=run.data["train"],
+                         eval_dataset={split: run.data[split] for split in run.task.eval_splits},
+                         data_collator=make_collator(run.tokenizer),
+                         compute_metrics=metrics_function(run.task))
 
 
 class EvaluateEachEpoch(TrainerCallback):

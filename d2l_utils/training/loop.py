@@ -80,20 +80,14 @@ class TrainingInterrupted(Stopped):
         return cls(how, signum)
 
 
-def optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters in two groups: no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim < 2 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
 def make_optimizer(model: nn.Module, args: RunArguments, total_steps: int, fused: bool = True):
-    """(AdamW, its linear warmup-and-decay schedule): the loop's and fastNLP's, the same."""
-    optimizer = torch.optim.AdamW(optimizer_groups(model, args.weight_decay), lr=args.lr,
-                                  eps=args.adam_epsilon, fused=fused)  # one kernel, not a loop
+    """(AdamW, its linear warmup-and-decay schedule): the loop's and fastNLP's, the same. The
+    trainable parameters in two groups: no weight decay on biases and LayerNorm weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, eps=args.adam_epsilon,
+                                  fused=fused)  # one kernel, not a loop
     return optimizer, get_linear_schedule_with_warmup(
         optimizer, num_warmup_steps=args.num_warmup_steps(total_steps),
         num_training_steps=total_steps)

@@ -7,8 +7,7 @@ import os
 import shutil
 import socket
 import sys
-import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +24,7 @@ from ..methods import MethodConfig, build_model, check_trainable, count_paramete
 from ..preprocessing import tokenize_splits
 from ..tasks import TaskSpec
 from .checkpoints import changed_options, checkpoint_root, describe_changes
+from .record import command_line, timestamp
 
 
 @dataclass
@@ -93,11 +93,6 @@ class RunFolderError(OSError):
         return self.args[0]
 
 
-def _main_process() -> bool:
-    """False in the extra processes of `accelerate launch` (only rank 0 owns the folder)."""
-    return os.environ.get("RANK", "0") in ("", "0")
-
-
 @contextmanager
 def folder_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `path/.lock` while the block runs (filelock: `flock` on POSIX,
@@ -120,16 +115,11 @@ def folder_lock(path: Path) -> Iterator[None]:
                              f"({holder or 'its process is starting'}); wait for it to "
                              "finish, or choose another --output-dir") from None
     try:
-        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        command = " ".join(["python -m d2l_utils" if sys.argv[0].endswith("__main__.py")
-                            else sys.argv[0], *sys.argv[1:]])
-        try:  # who holds it, for the message above; the lock works without it
-            with open(lock_path, "r+", encoding="utf-8") as file:
-                file.truncate(0)
-                file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}: "
-                           f"{command}\n")
-        except OSError:
-            pass
+        # who holds it, for the message above; the lock works without it
+        with suppress(OSError), open(lock_path, "r+", encoding="utf-8") as file:
+            file.truncate(0)
+            file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {timestamp()}: "
+                       f"{command_line()}\n")
         yield
     finally:
         lock.release()
@@ -141,9 +131,8 @@ RUN_FILES = ("record.json", "record.json.tmp", "trainable_weights.safetensors",
 
 def _checkpoint_folders(path: Path) -> list[Path]:
     """Checkpoints of the library loop (complete or not) and of the HF Trainer."""
-    root = checkpoint_root(path)
-    loop = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    return loop + [p for p in path.glob("checkpoint-*") if p.is_dir()]
+    return [p for p in [*checkpoint_root(path).glob("*"), *path.glob("checkpoint-*")]
+            if p.is_dir()]
 
 
 def _written_at(folder: Path) -> float:
@@ -222,7 +211,7 @@ def claim_output_dir(args: RunArguments) -> Iterator[Path]:
     In the extra processes of a multi-process launch, only the writability is checked: rank 0
     owns the folder."""
     path = check_output_dir(args.output_dir)
-    if not _main_process():
+    if os.environ.get("RANK", "0") not in ("", "0"):  # an extra process of `accelerate launch`
         yield path
         return
     with folder_lock(path):

@@ -20,15 +20,6 @@ from .saving import WriteError, save_trainable
 __all__ = ["PreparedRun", "prepare_run", "train"]
 
 
-def check_trainer_options(args: RunArguments) -> None:
-    """Refuse, before any data or model loads, a precision the chosen trainer cannot use here
-    (one line, `PrecisionError`; `RunArguments` refuses the options a trainer cannot honour)."""
-    if args.trainer == "fastnlp":
-        fastnlp_precision(args.mixed_precision)  # fastNLP 1.0.1 knows fp16 (on a GPU) or fp32
-    else:
-        resolve_precision(args.mixed_precision)  # fp16 on a CPU, bf16 on a T4
-
-
 def run_trainer(run: PreparedRun) -> TrainResult:
     """Train a prepared run with the trainer its options name."""
     if run.args.trainer == "hf":
@@ -48,7 +39,9 @@ def train(args: RunArguments, verbose: bool = True) -> dict[str, Any]:
     """Run one training job end to end, write its record (and weights) and return the record."""
     started = time.perf_counter()
     args = check_against_model(args)  # every option first: nothing heavy has run yet
-    check_trainer_options(args)
+    # then a precision the trainer cannot use here (a `PrecisionError`): fastNLP 1.0.1 knows
+    # fp16 (on a GPU) or fp32; the others refuse fp16 on a CPU, bf16 on a T4
+    (fastnlp_precision if args.trainer == "fastnlp" else resolve_precision)(args.mixed_precision)
     check_output_dir(args.output_dir)
     run = prepare_run(args)  # then the data (file:line errors) and the model
     # then the folder: locked for the whole run; an unfinished or different run there is

@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..methods import counted_parameters
 
@@ -122,8 +122,7 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise FileNotFoundError(f"{path}: missing")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        return load_file(str(path)), metadata
+            return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise SavedRunError(f"{path}: cannot be read as safetensors ({first_line(err)}); the "
                             "file is truncated or not a saved weights file") from None
@@ -150,12 +149,6 @@ def read_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike
                             f"rebuilt model {tuple(expected[wrong[0]].shape)}; was it saved "
                             "with other options?")
     return state
-
-
-def load_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike) -> nn.Module:
-    """Load saved trainable weights into a freshly built model; every saved tensor must fit."""
-    model.load_state_dict(read_trainable(model, checkpoint_dir), strict=False)
-    return model
 
 
 def load_run_args(checkpoint_dir: str | os.PathLike) -> dict:

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +25,6 @@ from ..methods import MethodConfig, build_model, check_trainable, count_paramete
 from ..preprocessing import tokenize_splits
 from ..tasks import TaskSpec
 from .checkpoints import changed_options, checkpoint_root, describe_changes
-from .record import command_line, timestamp
 
 
 @dataclass
@@ -118,8 +118,12 @@ def folder_lock(path: Path) -> Iterator[None]:
         # who holds it, for the message above; the lock works without it
         with suppress(OSError), open(lock_path, "r+", encoding="utf-8") as file:
             file.truncate(0)
-            file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {timestamp()}: "
-                       f"{command_line()}\n")
+            # its own time and command line: training.record imports this module (no cycle)
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            command = " ".join(["python -m d2l_utils" if sys.argv[0].endswith("__main__.py")
+                                else sys.argv[0], *sys.argv[1:]])
+            file.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}: "
+                       f"{command}\n")
         yield
     finally:
         lock.release()

@@ -36,7 +36,7 @@ from .methods.base import (
     option,
     option_name,
 )
-from .profiles import PROFILES
+from .profiles import PROFILES, apply_caps, profile_name
 from .tasks import TASKS, TaskSpec, get_task
 
 OUTPUT_ROOT_ENV = "D2L_OUTPUT_DIR"  # where runs go by default (runs/TASK-METHOD-MODEL)
@@ -189,8 +189,6 @@ class RunArguments:
     @property
     def profile(self) -> str:
         """tiny (`tiny=True`), else the environment's cpu or gpu profile (`D2L_PROFILE`)."""
-        from .profiles import profile_name
-
         return "tiny" if self.tiny else ("cpu" if profile_name() == "cpu" else "gpu")
 
     @property
@@ -222,9 +220,7 @@ class RunArguments:
         if values["output_dir"] is None:
             model = values["model"].rstrip("/").split("/")[-1]
             values["output_dir"] = f"{runs_root()}/{self.task}-{self.method}-{model}"
-        from .profiles import apply_caps  # D2L_MAX_STEPS & co. (rehearsals); no-op when unset
-
-        return RunArguments(**apply_caps(values))
+        return RunArguments(**apply_caps(values))  # D2L_MAX_STEPS & co. (rehearsals), when set
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,25 +247,6 @@ def _local_model_config(model: str) -> dict | None:
         return None
 
 
-def position_limit(config: dict) -> int | None:
-    """The longest input (in tokens) the backbone's position embeddings allow."""
-    limit = config.get("max_position_embeddings")
-    offset = (int(config.get("pad_token_id") or 1) + 1
-              if config.get("model_type") in _POSITION_OFFSET_MODELS else 0)
-    return limit - offset if isinstance(limit, int) else None
-
-
-def _prompt_positions(args: RunArguments) -> tuple[int, str]:
-    """Positions the method's prompt takes before the input (measured on BERT: peft's prompt
-    tuning prepends embeddings, its P-Tuning v2 and prefix tuning shift the position ids by
-    the past key/values; the adapters library's prefix tuning takes none)."""
-    if args.method in ("prompt-tuning", "ptuning-v2"):
-        return args.num_virtual_tokens, "--num-virtual-tokens"
-    if args.method == "prefix" and args.backend == "peft":
-        return args.prefix_length, "--prefix-length"
-    return 0, ""
-
-
 def check_against_model(args: RunArguments) -> RunArguments:
     """Resolve `args` and check the options whose valid range depends on the backbone
     (`--max-seq-length` against its position limit, `--trainable-layers` against its depth)
@@ -280,9 +257,17 @@ def check_against_model(args: RunArguments) -> RunArguments:
     if config is None:
         return args
     check_model_type(config.get("model_type"), args.method_config())
-    limit = position_limit(config)
-    prompt, prompt_option = _prompt_positions(args)
-    if limit is not None and args.max_seq_length + prompt > limit:
+    limit = config.get("max_position_embeddings")  # the longest input its positions allow
+    if isinstance(limit, int) and config.get("model_type") in _POSITION_OFFSET_MODELS:
+        limit -= int(config.get("pad_token_id") or 1) + 1
+    # positions the method's prompt takes before the input (measured on BERT: peft's prompt
+    # tuning prepends embeddings, its P-Tuning v2 and prefix tuning shift the position ids by
+    # the past key/values; the adapters library's prefix tuning takes none)
+    prompt, prompt_option = ((args.num_virtual_tokens, "--num-virtual-tokens")
+                             if args.method in ("prompt-tuning", "ptuning-v2")
+                             else (args.prefix_length, "--prefix-length")
+                             if args.method == "prefix" and args.backend == "peft" else (0, ""))
+    if isinstance(limit, int) and args.max_seq_length + prompt > limit:
         room = f" minus the {prompt} prompt positions of {prompt_option}" if prompt else ""
         raise OptionError(f"--max-seq-length must be between {MIN_SEQ_LENGTH} and "
                           f"{limit - prompt}, got {args.max_seq_length} ({args.model} has "
@@ -312,8 +297,7 @@ class EvaluateArguments:
     batch_size: int = option(64, "evaluation batch size", bounds=AT_LEAST_1,
                              known_as=("eval_batch_size",))
 
-    def __post_init__(self) -> None:
-        check_options(self)
+    __post_init__ = check_options  # every option checked against its description, when built
 
 
 @dataclass
@@ -374,5 +358,4 @@ class ExportArguments:
         True, "LoRA with peft: merge the matrices into a plain transformers model "
         "(merge_and_unload); --no-merge writes a peft adapter folder instead")
 
-    def __post_init__(self) -> None:
-        check_options(self)
+    __post_init__ = check_options  # every option checked against its description, when built

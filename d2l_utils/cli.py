@@ -27,29 +27,27 @@ from . import signals
 from .profiles import PAUSE_ENV, ProfileError, check_environment
 
 
-def usage_errors() -> tuple[type[BaseException], ...]:
-    """A wrong option value (`MethodError` is one too) or environment variable
-    (`D2L_PROFILE=gpuu`): exit code 2, like argparse."""
+def exit_code(err: Exception) -> int | None:
+    """2 for a wrong option value (`MethodError` is one too) or environment variable
+    (`D2L_PROFILE=gpuu`), like argparse; 1 for a data, model, file or run-folder problem; None
+    for anything else (a bug: its traceback shows)."""
     from .arguments import OptionError
-    from .inference import PredictError
-    from .precision import PrecisionError
-    from .tasks import TaskError
-
-    return (OptionError, TaskError, ProfileError, PredictError, PrecisionError)
-
-
-def run_errors() -> tuple[type[BaseException], ...]:
-    """Data, model, file and run-folder problems: exit code 1."""
     from .backbones import ModelError
     from .data import DataError
-    from .inference import ExportError
+    from .inference import ExportError, PredictError
     from .metrics import MetricError
+    from .precision import PrecisionError
+    from .tasks import TaskError
     from .training.checkpoints import ResumeError
     from .training.prepare import RunFolderError
     from .training.saving import SavedRunError
 
-    return (DataError, ModelError, FileNotFoundError, OSError, FloatingPointError, ResumeError,
-            RunFolderError, SavedRunError, MetricError, ExportError)
+    if isinstance(err, (OptionError, TaskError, ProfileError, PredictError, PrecisionError)):
+        return 2
+    if isinstance(err, (DataError, ModelError, OSError, FloatingPointError, ResumeError,
+                        RunFolderError, SavedRunError, MetricError, ExportError)):
+        return 1  # (OSError includes FileNotFoundError)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,21 +201,11 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 # Ctrl-C and the other stop signals
 
 
-def _pause_at_startup() -> None:
-    """Testing hook: `D2L_PAUSE_AT_STEP=0` prints a marker before anything is imported and
-    waits there, so a test interrupts a command at its very start."""
-    if os.environ.get(PAUSE_ENV) == "0":
-        print("paused at step 0", flush=True)
-        while True:
-            time.sleep(0.02)
-
-
 def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
     """What to say after Ctrl-C (or SIGTERM, SIGHUP): the loop's own message (checkpoint saved,
     resume command), else the resume command only when this run really wrote a checkpoint."""
-    from_loop = str(err)
-    if from_loop:
-        return from_loop
+    if str(err):  # the loop's own message
+        return str(err)
     by = signals.by_signal(signals.signal_of(err))
     output_dir = _RUNNING.get("output_dir")
     if output_dir:
@@ -260,7 +248,12 @@ def run_command(command: Callable[[list[str]], int], argv: list[str],
     previous = signals.install(signals.raise_stopped)
     interrupted = False
     try:
-        _pause_at_startup()
+        # testing hook: D2L_PAUSE_AT_STEP=0 prints a marker before anything is imported and
+        # waits there, so a test interrupts a command at its very start
+        if os.environ.get(PAUSE_ENV) == "0":
+            print("paused at step 0", flush=True)
+            while True:
+                time.sleep(0.02)
         check_environment()  # D2L_PROFILE, D2L_TINY, D2L_MAX_*: before any work
         from transformers.utils import logging as hf_logging
 
@@ -272,13 +265,11 @@ def run_command(command: Callable[[list[str]], int], argv: list[str],
         print(interrupted_message(err, started), file=sys.stderr, flush=True)
         return signals.exit_status(signals.signal_of(err))
     except Exception as err:
-        if isinstance(err, usage_errors()):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if isinstance(err, run_errors()):
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        raise
+        code = exit_code(err)
+        if code is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return code
     finally:
         # From the shell, a Ctrl-C after an interruption must not break the exit; called from
         # Python (tests, notebooks), the caller's handlers come back.

@@ -250,10 +250,6 @@ def data_fingerprint(task: TaskSpec, data: DatasetDict, data_dir: str | os.PathL
 # ---------------------------------------------------------------------------------------------
 # Hub
 
-OFFLINE_HINT = ("Use local files with --data-dir DIR (official GLUE layout, see the README) "
-                "or the built-in fixtures with --tiny.")
-
-
 def _hub_dataset(hub_args: tuple[str, ...]) -> DatasetDict:
     """`datasets.load_dataset(*hub_args)`, failing within seconds when the hub is unreachable."""
     import datasets
@@ -266,8 +262,9 @@ def _hub_dataset(hub_args: tuple[str, ...]) -> DatasetDict:
         return datasets.load_dataset(*hub_args)
     except Exception as err:  # datasets raises many types when offline; all mean the same here
         reason = reason or f"{type(err).__name__}: {err}"
-        raise DataError(f"cannot load {'/'.join(hub_args)} from the hub: {reason}. "
-                        f"{OFFLINE_HINT}") from None
+        raise DataError(f"cannot load {'/'.join(hub_args)} from the hub: {reason}. Use local "
+                        "files with --data-dir DIR (official GLUE layout, see the README) or the "
+                        "built-in fixtures with --tiny.") from None
     finally:
         datasets.config.HF_HUB_OFFLINE = saved
 
@@ -300,13 +297,14 @@ def check_eval_sizes(task: TaskSpec, data: DatasetDict,
                      max_eval_samples: int | None = None) -> None:
     """Refuse evaluation splits too small for the task's metrics (empty, or one STS-B pair:
     a correlation needs two), before any training."""
-    from .metrics import MIN_EXAMPLES, min_eval_examples
+    from .metrics import MIN_EXAMPLES
 
-    needed = min_eval_examples(task)
+    # the metric that needs the most examples decides
+    metric = max(task.metrics, key=lambda name: MIN_EXAMPLES.get(name, 1))
+    needed = MIN_EXAMPLES.get(metric, 1)
     for split in task.eval_splits:
         found = len(data[split]) if split in data else 0
         if found < needed:
-            metric = max(task.metrics, key=lambda name: MIN_EXAMPLES.get(name, 1))
             after = (f" after --max-eval-samples {max_eval_samples}"
                      if max_eval_samples is not None and max_eval_samples < needed else "")
             raise DataError(f"{task.name}: the {split} split has {found} example(s){after}; "

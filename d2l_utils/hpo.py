@@ -256,8 +256,7 @@ def search_arguments(args: RunArguments, train_fraction: float | None = None,
 
 def hyperparameter_search(args: RunArguments, n_trials: int = 10,
                           space: SearchSpace | None = None, train_fraction: float | None = None,
-                          max_eval_samples: int | None = None, sampler_seed: int | None = None,
-                          timeout_s: float | None = None) -> SearchResult:
+                          max_eval_samples: int | None = None) -> SearchResult:
     """Search `space` with Optuna's TPE sampler for `n_trials`, maximizing the task's main metric.
 
     The data is `args`'s, cut to `train_fraction` of the task's official train size (ignored in
@@ -283,9 +282,7 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
     trainer.hyperparameter_search(
         hp_space=space, compute_objective=metric_objective(split, metric), n_trials=n_trials,
         direction="maximize", backend="optuna", storage=storage, study_name=study_name,
-        sampler=optuna.samplers.TPESampler(seed=args.seed if sampler_seed is None
-                                           else sampler_seed),
-        pruner=optuna.pruners.NopPruner(), timeout=timeout_s)
+        sampler=optuna.samplers.TPESampler(seed=args.seed), pruner=optuna.pruners.NopPruner())
     trials = [TrialResult(t.number, t.state.name, dict(t.params),  # a NaN objective is None
                           t.value if t.value is not None and math.isfinite(t.value) else None,
                           [float(t.intermediate_values[s]) for s in sorted(t.intermediate_values)],

@@ -51,11 +51,6 @@ def predictions_from_logits(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
     return logits.reshape(-1) if task.is_regression else logits.argmax(axis=-1)
 
 
-def min_eval_examples(task: TaskSpec) -> int:
-    """The fewest examples an evaluation split of `task` needs for every metric to exist."""
-    return max(MIN_EXAMPLES.get(name, 1) for name in task.metrics)
-
-
 def undefined_reason(name: str, predictions: np.ndarray, labels: np.ndarray) -> str | None:
     """Why metric `name` has no value on these inputs (a correlation of constant values), or
     None when it has one."""

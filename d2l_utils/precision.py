@@ -30,13 +30,15 @@ class PrecisionError(ValueError):
 
 
 def _gpu() -> tuple[str, tuple[int, int]] | None:
-    """(name, compute capability) of the current CUDA device, or None without one."""
+    """(description: name and compute capability, the capability) of the current CUDA device,
+    or None without one."""
     import torch
 
     if not torch.cuda.is_available():
         return None
     major, minor = torch.cuda.get_device_capability()
-    return torch.cuda.get_device_name(), (int(major), int(minor))
+    return (f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})",
+            (int(major), int(minor)))
 
 
 def cpu_has_native_bf16() -> bool:
@@ -44,11 +46,6 @@ def cpu_has_native_bf16() -> bool:
     import torch
 
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def _describe(gpu: tuple[str, tuple[int, int]]) -> str:
-    name, (major, minor) = gpu
-    return f"{name} (compute capability {major}.{minor})"
 
 
 def resolve_precision(choice: str = "auto") -> str:
@@ -79,7 +76,7 @@ def resolve_precision(choice: str = "auto") -> str:
         return "bf16" if native_bf16 else "fp16"
     if choice == "bf16" and not native_bf16:
         raise PrecisionError(
-            f"bf16 is not native on {_describe(gpu)}: it needs compute capability 8.0 or more "
+            f"bf16 is not native on {gpu[0]}: it needs compute capability 8.0 or more "
             "(A100, L4, H100) and would only be emulated here; use --mixed-precision fp16 "
             "(or auto)")
     return choice
@@ -105,6 +102,6 @@ def fastnlp_precision(choice: str = "auto") -> tuple[bool, str]:
                                  "--mixed-precision auto or no (fp32) on CPU")
         return False, "fp32 on CPU"
     if resolved == "no":
-        return False, f"fp32 as requested on {_describe(gpu)}"
+        return False, f"fp32 as requested on {gpu[0]}"
     instead = " instead of bf16" if resolved == "bf16" else ""
-    return True, f"fastNLP 1.0.1 supports fp16 only: fp16{instead} on {_describe(gpu)}"
+    return True, f"fastNLP 1.0.1 supports fp16 only: fp16{instead} on {gpu[0]}"

@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from .arguments import MIN_SEQ_LENGTH
 from .tasks import TaskSpec
 
 
@@ -19,8 +20,9 @@ def tokenize_splits(data: DatasetDict, tokenizer: PreTrainedTokenizerBase, task:
     """Model inputs for every split: `input_ids`, `attention_mask` (and `token_type_ids` when
     the model uses segments), `labels` (when the data has them), and `length` (tokens per
     example, for batching)."""
-    if max_seq_length < 8:
-        raise ValueError(f"--max-seq-length must be at least 8, got {max_seq_length}")
+    if max_seq_length < MIN_SEQ_LENGTH:
+        raise ValueError(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got "
+                         f"{max_seq_length}")
 
     def encode(batch: dict) -> dict:
         texts = [batch[key] for key in task.text_keys]

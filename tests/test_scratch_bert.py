@@ -21,11 +21,9 @@ from d2l_utils.scratch.snli import (
     encode_pair,
     predict_snli,
     tokenize,
-    tokens_and_segments,
     truncate_pair,
 )
 from d2l_utils.scratch.training import (
-    LivePlot,
     evaluate_accuracy,
     history_row,
     plot_history,
@@ -235,11 +233,10 @@ def test_truncate_pair_trims_the_longer_side(p_len, h_len, max_len, expected):
 
 
 def test_tokens_segments_and_padding():
-    tokens, segments = tokens_and_segments(["a", "b"], ["c"])
-    assert tokens == ["<cls>", "a", "b", "<sep>", "c", "<sep>"]
-    assert segments == [0, 0, 0, 0, 1, 1]
     vocab = Vocab([["a", "b", "c"]])
     ids, segs, valid = encode_pair(["a", "b"], ["c"], vocab, max_len=9)
+    assert vocab.to_tokens(ids[:6]) == ["<cls>", "a", "b", "<sep>", "c", "<sep>"]
+    assert segs[:6] == [0, 0, 0, 0, 1, 1]
     assert valid == 6 and len(ids) == len(segs) == 9
     assert ids[6:] == [vocab["<pad>"]] * 3 and segs[6:] == [0, 0, 0]
     assert ids[0] == vocab["<cls>"] and vocab.to_tokens(ids[3]) == "<sep>"
@@ -305,17 +302,20 @@ def test_training_learns_the_fixtures(snli, one_thread):
     assert list(probabilities.values()) == pytest.approx(expected, abs=1e-6)
 
 
-def test_live_plot_draws_once_outside_notebooks():
+def test_live_plot_draws_once_outside_notebooks(snli, one_thread):
     import matplotlib.pyplot as plt
 
-    history = {"epoch": [1, 2], "train_loss": [1.1, 0.9], "train_acc": [0.3, 0.5],
-               "test_acc": [0.3, 0.4], "device": "cpu"}
-    plot = LivePlot(num_epochs=3, live=False)
-    plot.update(history)
-    assert plot.figure is None  # nothing drawn per epoch
-    fig = plot.finish(history)
+    vocab = Vocab(corpus_tokens(snli["train"]), min_freq=1)
+    loader = torch.utils.data.DataLoader(SNLIBERTDataset(snli["test"], vocab, 16), batch_size=6)
+    net = BERTClassifier(BERTModel(len(vocab), 16, 32, 2, 1, 0.0, max_len=16))
+    before = set(plt.get_fignums())
+    history = train_classifier(net, loader, loader, num_epochs=3, progress=False)
+    drawn = set(plt.get_fignums()) - before
+    assert len(drawn) == 1  # nothing drawn per epoch, one figure at the end, left open
+    fig = plt.figure(drawn.pop())
     assert [line.get_label() for line in fig.axes[0].lines] == [
         "train loss", "train acc", "test acc"]
+    assert fig.axes[0].get_title() == history["device"]
     plt.close(fig)
     plt.close(plot_history(history, title="x"))
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 from transformers import PreTrainedTokenizerBase
 
 from ..arguments import RunArguments
-from ..backbones import Backbone, resolve_backbone
+from ..backbones import resolve_backbone
 from ..training.evaluate import load_saved_model, saved_run_arguments
 from . import ExportError
 
@@ -54,13 +54,6 @@ class Exported:
         return f"exported a {self.kind} folder to {self.path}{base}; load it with {loads}"
 
 
-def hub_id(backbone: Backbone) -> str | None:
-    """The backbone's model-hub id; None when it has none (tiny-bert's random weights, the
-    minilm-l6 package's folder, any local folder)."""
-    source = backbone.weights_source
-    return source if source and not os.path.isdir(source) else None
-
-
 def export_run(checkpoint: str | os.PathLike, to: str | os.PathLike,
                merge: bool = True) -> Exported:
     """Write the run in `checkpoint` (its final weights) to the new folder `to`; `merge` merges
@@ -69,13 +62,16 @@ def export_run(checkpoint: str | os.PathLike, to: str | os.PathLike,
     if os.path.lexists(target):
         raise ExportError(f"--to {target} exists; nothing was written (choose a new folder)")
     run = saved_run_arguments(str(checkpoint))
-    backbone = resolve_backbone(run.model, random_init=run.random_init)
+    # the backbone's model-hub id; None when it has none (tiny-bert's random weights, the
+    # minilm-l6 package's folder, any local folder)
+    source = resolve_backbone(run.model, random_init=run.random_init).weights_source
+    hub = source if source and not os.path.isdir(source) else None
     tokenizer, model = load_saved_model(run, str(checkpoint))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        exported = _write(model, tokenizer, run, backbone, staging, target.resolve(), merge)
+        exported = _write(model, tokenizer, run, hub, staging, target.resolve(), merge)
         tokenizer.save_pretrained(staging)
         os.rename(staging, target)
     finally:
@@ -84,14 +80,13 @@ def export_run(checkpoint: str | os.PathLike, to: str | os.PathLike,
 
 
 def _write(model: nn.Module, tokenizer: PreTrainedTokenizerBase, run: RunArguments,
-           backbone: Backbone, staging: Path, final: Path, merge: bool) -> Exported:
+           hub: str | None, staging: Path, final: Path, merge: bool) -> Exported:
     from peft import PeftModel
 
-    hub = hub_id(backbone)
-    base = hub or str(final / BASE_FOLDER)
+    base = str(final / BASE_FOLDER)
     if run.method_config().backend == "adapters":
         _save_adapters(model, run, staging, None if hub else staging / BASE_FOLDER)
-        return Exported(final, "adapters", base)
+        return Exported(final, "adapters", hub or base)
     if isinstance(model, PeftModel) and run.method == "lora" and merge:
         model = model.merge_and_unload()
     if not isinstance(model, PeftModel):
@@ -99,15 +94,14 @@ def _write(model: nn.Module, tokenizer: PreTrainedTokenizerBase, run: RunArgumen
         return Exported(final, "transformers")
     # the pooler is no part of a peft adapter: a trained one travels in the base weights
     with_base = hub is None or run.method_config().pooler_mode == "train"
-    model.peft_config["default"].base_model_name_or_path = (str(final / BASE_FOLDER)
-                                                            if with_base else hub)
+    model.peft_config["default"].base_model_name_or_path = base if with_base else hub
     with warnings.catch_warnings():  # peft looks for the base's config, written next
         warnings.filterwarnings("ignore", message="Could not find a config file")
         model.save_pretrained(staging)
     if with_base:
         plain_model(model).save_pretrained(staging / BASE_FOLDER, safe_serialization=True)
         tokenizer.save_pretrained(staging / BASE_FOLDER)
-    return Exported(final, "peft", str(final / BASE_FOLDER) if with_base else hub)
+    return Exported(final, "peft", base if with_base else hub)
 
 
 def plain_model(model: nn.Module) -> nn.Module:

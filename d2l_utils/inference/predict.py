@@ -216,8 +216,7 @@ def predict_command(options: PredictArguments) -> list[str]:
 
 def _predict_file(options: PredictArguments, run: RunArguments, task: TaskSpec) -> list[str]:
     output = Path(options.output) if options.output else None
-    if output is not None:
-        _refuse_existing([output], options.overwrite)
+    _refuse_existing([output] if output else [], options.overwrite)
     data = read_input_file(task, options.input)
     predictor = Predictor.from_run(options.checkpoint, options.batch_size)
     logits = predictor.logits(data, options.progress)

@@ -13,23 +13,16 @@ from ..metrics import predictions_from_logits
 from ..tasks import TaskSpec, TestSplit
 from ..training.saving import write_text_atomic
 
-HEADER = ("index", "prediction")
-
-
-def submission_values(task: TaskSpec, logits: np.ndarray) -> list[str]:
-    """The `prediction` column for `logits`: label names or class ids as the leaderboard wants
-    them for `task`, or STS-B's score with three decimals."""
-    predicted = predictions_from_logits(task, logits)
-    if task.is_regression:
-        return [f"{score:.3f}" for score in predicted]
-    return [task.label_names[i] if task.submit_names else str(int(i)) for i in predicted]
-
 
 def write_submission(task: TaskSpec, split: TestSplit, index: list[str], logits: np.ndarray,
                      folder: str | os.PathLike) -> Path:
-    """Write the leaderboard file of one test split into `folder`; returns its path."""
-    rows = ["\t".join(HEADER), *(f"{i}\t{value}" for i, value in
-                                 zip(index, submission_values(task, logits), strict=True))]
+    """Write the leaderboard file of one test split into `folder`; returns its path. Its
+    `prediction` column holds label names or class ids as the leaderboard wants them for `task`,
+    or STS-B's score with three decimals."""
+    predicted = predictions_from_logits(task, logits)
+    values = ([f"{score:.3f}" for score in predicted] if task.is_regression
+              else [task.label_names[i] if task.submit_names else str(int(i)) for i in predicted])
+    rows = ["index\tprediction", *(f"{i}\t{value}" for i, value in zip(index, values, strict=True))]
     path = Path(folder) / split.submission
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(rows) + "\n")

@@ -34,35 +34,29 @@ def check_model_type(model_type: str | None, config: MethodConfig) -> None:
 
 
 def build_model(backbone: Backbone, task: TaskSpec, config: MethodConfig) -> nn.Module:
-    """A sequence classifier for `task` on `backbone` with `config` applied (what trains is set)."""
+    """A sequence classifier for `task` on `backbone` with `config` applied (what trains is set):
+    the standard `...ForSequenceClassification`, or with `backend="adapters"` the `adapters`
+    model with its classification head (2 layers, as in the MNLI seed)."""
     model_config = load_config(backbone, task)
     if config.backend == "adapters":
-        model = _adapters_model(backbone, model_config, task)
+        from adapters import AutoAdapterModel as Auto
     else:
         from transformers import AutoModelForSequenceClassification as Auto
-
-        model = (from_source(Auto, backbone.weights_source, config=model_config)
-                 if backbone.pretrained else Auto.from_config(model_config))
+    model = (from_source(Auto, backbone.weights_source, config=model_config)
+             if backbone.pretrained else Auto.from_config(model_config))
+    if config.backend == "adapters":
+        model.add_classification_head(task.name, num_labels=task.num_labels, layers=2,
+                                      id2label=(model_config.id2label if task.num_labels > 1
+                                                else None), overwrite_ok=True)
+        # A hub checkpoint whose config names a masked-LM architecture (bert-base-uncased's)
+        # arrives with its MLM head as a "default" head: unused, yet trainable (counted) and
+        # saved in checkpoints, where a resume loads it and makes it the active head. Only the
+        # task's stays.
+        for name in [n for n in model.heads if n != task.name]:
+            model.delete_head(name)
     model = config.apply(model)
     set_head_mode(model, config.head_mode)
     set_pooler_mode(model, config.pooler_mode)
-    return model
-
-
-def _adapters_model(backbone: Backbone, model_config, task: TaskSpec) -> nn.Module:
-    """The `adapters` model with its classification head (2 layers, as in the MNLI seed)."""
-    from adapters import AutoAdapterModel
-
-    model = (from_source(AutoAdapterModel, backbone.weights_source, config=model_config)
-             if backbone.pretrained else AutoAdapterModel.from_config(model_config))
-    model.add_classification_head(task.name, num_labels=task.num_labels, layers=2,
-                                  id2label=model_config.id2label if task.num_labels > 1 else None,
-                                  overwrite_ok=True)
-    # A hub checkpoint whose config names a masked-LM architecture (bert-base-uncased's) arrives
-    # with its MLM head as a "default" head: unused, yet trainable (counted) and saved in
-    # checkpoints, where a resume loads it and makes it the active head. Only the task's stays.
-    for name in [n for n in model.heads if n != task.name]:
-        model.delete_head(name)
     return model
 
 

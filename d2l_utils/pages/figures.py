@@ -33,9 +33,6 @@ LEGEND_LABELS = {"frozen": "frozen", "trainable": "trainable", "partial": "train
 # checks the totals against `d2l_utils.methods.parameter_counts`.
 HIDDEN, LAYERS = 768, 12
 BERT_BASE_MNLI_TOTAL = 109_484_547  # full fine-tuning, 3-label linear head
-LORA_RANK, LORA_ALPHA = 8, 16
-PREFIX_LENGTH, PREFIX_BOTTLENECK = 30, 512
-NUM_VIRTUAL_TOKENS = 20
 
 SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "d2l-glue-figures"}
 
@@ -49,10 +46,6 @@ class Diagram(Figure):
         with matplotlib.rc_context(SVG_RC):
             self.savefig(buffer, format="svg")
         return buffer.getvalue()
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing helpers: a canvas in inches, boxes, arrows, text, a legend
 
 
 def _canvas(width: float, height: float, title: str = "", subtitle: str = ""
@@ -103,10 +96,6 @@ def _legend(ax, styles: Iterable[str], labels: dict[str, str] | None = None, **k
     handles = [mpatches.Patch(facecolor=STYLES[s][0], edgecolor=STYLES[s][1], label=labels[s])
                for s in styles]
     ax.legend(handles=handles, **{"fontsize": 8.5, "frameon": False, **kw})
-
-
-# ---------------------------------------------------------------------------------------------
-# 1. BERT fine-tuning on a sentence pair
 
 
 def bert_finetuning() -> Figure:
@@ -175,10 +164,6 @@ def bert_finetuning() -> Figure:
     return fig
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. LoRA
-
-
 def _trapezoid(ax, cx: float, y: float, bottom: float, top: float, h: float, text: str,
                style: str) -> None:
     face, edge = STYLES[style]
@@ -193,7 +178,7 @@ def _circle(ax, x: float, y: float, radius: float, text: str, size: float, edge:
     _text(ax, x, y, text, size)
 
 
-def lora(d: int = HIDDEN, r: int = LORA_RANK, alpha: int = LORA_ALPHA) -> Figure:
+def lora(d: int = HIDDEN, r: int = 8, alpha: int = 16) -> Figure:
     """A frozen d x d weight with the trainable low-rank path B A scaled by alpha / r beside it."""
     fig, ax = _canvas(10.6, 6.6, "LoRA: a low-rank update beside a frozen weight",
                       "h = W x + (α / r) · B A x, with W frozen and A, B trained (Hu et al., 2021)")
@@ -245,10 +230,6 @@ def lora(d: int = HIDDEN, r: int = LORA_RANK, alpha: int = LORA_ALPHA) -> Figure
     return fig
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. Prefix tuning
-
-
 def _cells(ax, x: float, y: float, n: int, style: str, w: float = 0.22) -> float:
     """A row of n small token cells (0.36 high, 0.03 apart); returns the x where it ends."""
     for i in range(n):
@@ -256,8 +237,8 @@ def _cells(ax, x: float, y: float, n: int, style: str, w: float = 0.22) -> float
     return x + n * (w + 0.03) - 0.03
 
 
-def prefix_tuning(prefix_length: int = PREFIX_LENGTH, bottleneck: int = PREFIX_BOTTLENECK,
-                  d: int = HIDDEN, layers: int = LAYERS) -> Figure:
+def prefix_tuning(prefix_length: int = 30, bottleneck: int = 512, d: int = HIDDEN,
+                  layers: int = LAYERS) -> Figure:
     """One attention layer whose keys and values get MLP-generated prefixes P_k, P_v."""
     fig, ax = _canvas(11.5, 7.4, "Prefix tuning: trainable keys and values in front of every layer",
                       f"prefix length {prefix_length}; the pretrained projections stay frozen "
@@ -326,12 +307,8 @@ def prefix_tuning(prefix_length: int = PREFIX_LENGTH, bottleneck: int = PREFIX_B
     return fig
 
 
-# ---------------------------------------------------------------------------------------------
-# 4. P-Tuning v2 against (shallow) prompt tuning
-
-
-def ptuning_v2_vs_prompt_tuning(num_tokens: int = NUM_VIRTUAL_TOKENS, d: int = HIDDEN,
-                                layers: int = LAYERS) -> Figure:
+def ptuning_v2_vs_prompt_tuning(num_tokens: int = 20, d: int = HIDDEN, layers: int = LAYERS
+                                ) -> Figure:
     """Left: a soft prompt on the input embeddings only. Right: key/value prompts in every layer."""
     fig, ax = _canvas(12, 7.2)
     b = 0.4  # room for the legend at the bottom

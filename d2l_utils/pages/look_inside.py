@@ -109,8 +109,7 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
 
     Works for peft's prefix tuning and P-Tuning v2 (prompts passed as past keys and values) and
     for the `adapters` library's prefix tuning (prompts concatenated inside each attention)."""
-    length = batch["input_ids"].shape[1]
-    rows = []
+    layers = []  # per layer: prefix keys, prefix values, keys in attention, attention mask
     if hasattr(model, "get_prompt"):  # peft
         from transformers.utils import logging as hf_logging
 
@@ -123,12 +122,10 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
                 cache = model.get_prompt(batch_size=batch["input_ids"].shape[0])
         finally:
             hf_logging.set_verbosity(verbosity)
-        for i, (keys, values) in enumerate(cache):
-            b, h, p, d = keys.shape
-            rows.append({"layer": i, "prefix keys": tuple(keys.shape),
-                         "prefix values": tuple(values.shape),
-                         "keys in attention": (b, h, out.attentions[i].shape[-1], d),
-                         "attention mask": mask, "input length": length})
+        for (keys, values), attention in zip(cache, out.attentions):
+            b, h, _, d = keys.shape
+            layers.append((tuple(keys.shape), tuple(values.shape),
+                           (b, h, attention.shape[-1], d), mask))
     else:  # the adapters library
         from adapters.methods.prefix_tuning import PrefixTuningLayer
 
@@ -142,14 +139,12 @@ def prefix_shapes(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> pd.Dat
         finally:
             for hook in hooks:
                 hook.remove()
-        for i, (before, keys, values, mask) in enumerate(seen_layers):
-            b, h, k, d = keys
-            prefix = k - before[2]
-            rows.append({"layer": i, "prefix keys": (b, h, prefix, d),
-                         "prefix values": (b, h, values[2] - before[2], values[3]),
-                         "keys in attention": keys, "attention mask": mask,
-                         "input length": length})
-    return pd.DataFrame(rows).set_index("layer")
+        for before, (b, h, k, d), values, mask in seen_layers:
+            layers.append(((b, h, k - before[2], d), (b, h, values[2] - before[2], values[3]),
+                           (b, h, k, d), mask))
+    table = pd.DataFrame(layers, columns=["prefix keys", "prefix values", "keys in attention",
+                                          "attention mask"])
+    return table.assign(**{"input length": batch["input_ids"].shape[1]}).rename_axis("layer")
 
 
 def encoder_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -158,12 +153,9 @@ def encoder_inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[
     `attention_mask` and `token_type_ids`."""
     seen: dict[str, torch.Tensor] = {}
     encoder = model.get_base_model().base_model  # BertModel: what peft calls with the prompts
-    hook = encoder.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.update(
-            {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}), with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(**batch)
-    finally:
-        hook.remove()
+    with encoder.register_forward_pre_hook(  # a handle that removes the hook on leaving
+            lambda module, args, kwargs: seen.update(
+                {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}),
+            with_kwargs=True), torch.no_grad():
+        model(**batch)
     return seen

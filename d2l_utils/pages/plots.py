@@ -174,14 +174,13 @@ def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None)
         method_label(r) for r in sorted(records, key=method_order)))}
     width = min(10.0, 3.4 * max(len(tasks), 1))
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(width, 3.7), squeeze=False)
-    panels: list[tuple[plt.Axes, list[Any], list[tuple[float, float]]]] = []
+    markers: list[list[tuple[float, float]]] = []  # each panel's points, best and last
     for ax, task in zip(axes[0], tasks):
         rows = table[table["task"] == task]
         points = (rows.groupby("method", sort=False)
                   .agg(trainable=("trainable", "mean"), best=("best", "mean"),
                        sd=("best", "std"), last=("last", "mean"), n=("best", "size"))
                   .sort_values("trainable"))
-        labels = []
         for method, p in points.iterrows():
             color = colors.get(method, "C0")
             sd = p["sd"] if p["n"] > 1 else None
@@ -189,12 +188,12 @@ def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None)
                         capsize=3, zorder=3)
             ax.plot(p["trainable"], p["last"], "o", mfc="none", mec=color, ms=8, zorder=2)
             label = method + (f" (n={int(p['n'])})" if p["n"] > 1 else "")
-            labels.append(ax.annotate(label, (p["trainable"], p["best"]), fontsize=FONT,
-                                      xytext=(5, 6), textcoords="offset points"))
+            ax.annotate(label, (p["trainable"], p["best"]), fontsize=FONT, xytext=(5, 6),
+                        textcoords="offset points")
         ax.set_xscale("log")
         ax.margins(x=0.3, y=0.15)
-        panels.append((ax, labels, [(x, y) for x, *ys in points[["trainable", "best", "last"]]
-                                     .itertuples(index=False) for y in ys]))
+        markers.append([(x, y) for x, *ys in points[["trainable", "best", "last"]]
+                        .itertuples(index=False) for y in ys])
         metric = rows["metric"].iloc[0].split(" ", 1)
         _label_axes(ax, "trainable parameters (log)",
                     f"{metric[0]} {METRIC_NAMES.get(metric[-1], metric[-1])}", task_name(task))
@@ -203,8 +202,8 @@ def plot_comparison(records: Sequence[dict[str, Any]], title: str | None = None)
     axes[0][0].legend(fontsize=FONT, loc="best")
     _finish(fig, title or _provenance_title(records), FONT)
     fig.canvas.draw()  # final limits and layout: the labels are spread in display space
-    for ax, labels, markers in panels:
-        _spread_labels(fig, ax, labels, markers)
+    for ax, points in zip(axes[0], markers):
+        _spread_labels(fig, ax, ax.texts, points)  # the point labels: the panel's only texts
     return fig
 
 
@@ -217,9 +216,6 @@ def _label_axes(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.grid(alpha=0.3)
 
 
-LABEL_OFFSETS = [(5, 6), (5, -13), (-5, 6), (-5, -13), (5, 18), (5, -25), (-5, 18), (-5, -25)]
-
-
 def _spread_labels(fig: plt.Figure, ax: plt.Axes, labels: Sequence[Any],
                    points: Sequence[tuple[float, float]]) -> None:
     """Move each point label (left to right) to the first offset (in points) where it overlaps
@@ -230,7 +226,8 @@ def _spread_labels(fig: plt.Figure, ax: plt.Axes, labels: Sequence[Any],
     placed = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in ax.transData.transform(points)]
     for label in labels:
         choices = []
-        for dx, dy in LABEL_OFFSETS:
+        for dx, dy in [(5, 6), (5, -13), (-5, 6), (-5, -13), (5, 18), (5, -25), (-5, 18),
+                       (-5, -25)]:
             label.xyann = (dx, dy)
             label.set_ha("left" if dx >= 0 else "right")
             box = label.get_window_extent(renderer).expanded(1.02, 1.1)
@@ -272,10 +269,6 @@ def plot_rank_sweep(records: Sequence[dict[str, Any]], title: str | None = None)
     return _finish(fig, title or _provenance_title(records), FONT)
 
 
-COST_COLUMNS = {"train ex/s": "training examples / s", "peak MB": "peak memory (MB)",
-                "wall time s": "wall time (s)"}
-
-
 def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> plt.Figure:
     """What each method costs: throughput, wall time and (on a GPU only) peak memory, bars per
     method and task. On a CPU the peak is the notebook process's resident memory, which only
@@ -283,7 +276,8 @@ def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> p
     table = records_table(records)
     methods = list(dict.fromkeys(table["method"]))
     tasks = list(dict.fromkeys(table["task"]))
-    columns = dict(COST_COLUMNS)
+    columns = {"train ex/s": "training examples / s", "peak MB": "peak memory (MB)",
+               "wall time s": "wall time (s)"}
     if any(not str(r.get("device", "")).startswith("cuda") for r in records):
         columns.pop("peak MB")
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6))
@@ -298,10 +292,6 @@ def plot_costs(records: Sequence[dict[str, Any]], title: str | None = None) -> p
         ax.set(ylabel=label, title=label)
     axes[0].legend(fontsize=8)
     return _finish(fig, title or _provenance_title(records))
-
-
-# ---------------------------------------------------------------------------------------------
-# Hyperparameter search (chapter 2)
 
 
 def plot_trial_history(result: SearchResult) -> plt.Figure:

@@ -133,13 +133,10 @@ def compare_methods(records: Sequence[dict[str, Any]], task: str | None = None, 
     return pd.DataFrame(rows, columns=columns)
 
 
-RUN_COLUMNS = ["run", "task", "method", "seed", "metric", "best", "last", "trainable",
-               "train examples", "epochs", "wall time s"]
-
-
 def runs_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: its name, task, method, seed, metric with best and last, size, time."""
-    return records_table(records)[RUN_COLUMNS].reset_index(drop=True)
+    return records_table(records)[["run", "task", "method", "seed", "metric", "best", "last",
+                                   "trainable", "train examples", "epochs", "wall time s"]]
 
 
 def chapter_runs_table(records: Sequence[dict[str, Any]],
@@ -166,4 +163,3 @@ def chapter_runs_table(records: Sequence[dict[str, Any]],
     columns = ["chapter", "notebook", "profile", "data", "started", "records", "minutes", "cpu",
                "cores", "gpu", "load before / after"]
     return pd.DataFrame(rows, columns=columns)
-

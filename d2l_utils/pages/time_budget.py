@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from ..flops import FREEZE, FULL, Shape, encoder_params, k_factor, load_backbone
+from ..arguments import RunArguments
+from ..flops import FREEZE, FULL, Shape, encoder_params, k_factor, load_backbone, load_gpu_check
 from ..profiles import PROFILE_ENV, TINY_ENV
 from ..tasks import TASKS
 from .plots import task_name
-from .records import chapter_manifest, chapter_time_minutes
+from .records import MAKE_RECORDS, chapter_manifest, chapter_time_minutes
 from .references import RUN_GLUE_ANCHOR
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -152,24 +153,16 @@ def gpu_parameters(chapter: int) -> dict[str, Any]:
     return namespace  # the caller's environment is back
 
 
-def _default(name: str) -> Any:
-    from ..arguments import RunArguments
-
-    return next(f.default for f in fields(RunArguments) if f.name == name)
-
-
 def _run(task: str, name: str, options: Mapping[str, Any], model: str, **common: Any) -> Run:
     """The run of a chapter's recipe `name` (its `RunArguments` options) over the chapter's
     `common` settings; a method option that neither sets takes the library's default."""
-    o = {**common, **options}
+    o = {f.name: f.default for f in fields(RunArguments)} | common | options
     method = o["method"]
     return Run(task, method, model, o["epochs"], o["batch_size"], label=name,
-               trainable_layers=o.get("trainable_layers", _default("trainable_layers"))
-               if method == FREEZE else 0,
-               rank=o.get("r", _default("r")) if method == "lora" else 0,
-               extra_tokens=o.get("num_virtual_tokens", _default("num_virtual_tokens"))
-               if method == "prompt-tuning" else 0,
-               eval_every_steps=o.get("eval_every_steps") or 0, repeats=o.get("repeats", 1))
+               trainable_layers=o["trainable_layers"] if method == FREEZE else 0,
+               rank=o["r"] if method == "lora" else 0,
+               extra_tokens=o["num_virtual_tokens"] if method == "prompt-tuning" else 0,
+               eval_every_steps=o["eval_every_steps"] or 0, repeats=o.get("repeats", 1))
 
 
 def chapter_runs(chapter: int, **overrides: Any) -> list[Run]:
@@ -221,8 +214,6 @@ def format_hours(hours: float) -> str:
 def estimate_text(chapter: int, throughput: Throughput | None = None) -> str:
     """The T4 estimate of the chapter's gpu-profile runs in one line (its header prints it; the
     Time budget page shows how it is made)."""
-    from ..flops import load_gpu_check
-
     throughput = throughput or t4_throughput(load_gpu_check())
     hours = sum(run_hours(r, throughput) for r in chapter_runs(chapter))
     fit = (f"; more than one {SESSION_HOURS:g}-hour session: checkpoint and resume"
@@ -237,8 +228,7 @@ def measured_time_text(chapter: int) -> str:
     minutes = chapter_time_minutes(chapter)
     if minutes is None:
         return (f"Chapter {chapter}, cpu profile: no measured run in results/records yet "
-                f"(python tools/run_chapters.py --profile cpu --data-dir DIR --chapters "
-                f"{chapter}).")
+                f"({MAKE_RECORDS} --chapters {chapter}).")
     manifest = chapter_manifest(chapter) or {}
     machine = manifest.get("hardware", {})
     where = (f" on {machine.get('cpu', 'a CPU')} ({machine.get('cores', '?')} cores)"

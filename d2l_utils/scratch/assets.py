@@ -20,7 +20,9 @@ registry with both applied; every function here looks names up in it by default.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import urllib.parse
 import urllib.request
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..hub import OFFLINE_VARS, offline_reason  # noqa: F401 (re-exported)
 from .bert import BERT_CONFIGS, BERTConfig, BERTModel, num_parameters
@@ -86,8 +89,7 @@ def sha1_overrides() -> dict[str, str]:
     for item in filter(None, (part.strip() for part in raw.split(","))):
         name, _, sha1 = item.partition("=")
         name, sha1 = name.strip(), sha1.strip().lower()
-        if name not in ASSETS or len(sha1) != 40 or any(c not in "0123456789abcdef"
-                                                        for c in sha1):
+        if name not in ASSETS or not re.fullmatch("[0-9a-f]{40}", sha1):
             raise AssetError(f"{ASSET_SHA1_ENV}={raw!r}: expected NAME=SHA1 (40 hex digits), "
                              f"comma-separated, NAME one of {', '.join(ASSETS)}; e.g. "
                              f"{ASSET_SHA1_ENV}=bert.small=<sha1 of your bert.small.torch.zip>")
@@ -158,7 +160,11 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     try:
-        _fetch(asset.url, partial, desc=name)
+        with urllib.request.urlopen(asset.url, timeout=60) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm.wrapattr(out, "write", total, bytes=False, unit="B", unit_scale=True,
+                               desc=f"downloading {name}") as counted:
+                shutil.copyfileobj(response, counted, 1 << 20)
         verify_sha1(partial, asset.sha1, f"(downloaded from {asset.url}) {hint}")
     except ChecksumError:
         partial.unlink(missing_ok=True)
@@ -170,24 +176,13 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
     return path
 
 
-def _fetch(url: str, target: Path, desc: str) -> None:
-    from tqdm.auto import tqdm
-
-    with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {desc}") as bar:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
-
-
 def download_extract(name: str, cache_dir: str | os.PathLike | None = None,
-                     registry: Mapping[str, Asset] | None = None, timeout: float = 3.0) -> Path:
+                     registry: Mapping[str, Asset] | None = None) -> Path:
     """Download asset `name` (a zip), extract it once, and return the folder with its files.
 
     A zip holding a single top-level folder (d2l's `bert.small.torch/`) yields that folder.
     """
-    archive = download(name, cache_dir, registry, timeout)
+    archive = download(name, cache_dir, registry)
     asset = get_asset(name, registry)
     target = archive.with_name(archive.name.removesuffix(".zip"))
     marker = target / EXTRACTED_MARKER
@@ -235,15 +230,16 @@ def check_bert_layout(folder: Path, archive: Path, asset: Asset) -> None:
 
 
 def load_pretrained_bert(name: str, cache_dir: str | os.PathLike | None = None,
-                         dropout: float = 0.1, registry: Mapping[str, Asset] | None = None,
-                         timeout: float = 3.0) -> tuple[BERTModel, Vocab]:
+                         dropout: float = 0.1, registry: Mapping[str, Asset] | None = None
+                         ) -> tuple[BERTModel, Vocab]:
     """(bert, vocab) from d2l's zip `name`: `vocab.json` and the `pretrained.params` state_dict."""
     asset = get_asset(name, registry)
     if asset.bert_config is None:
         raise AssetError(f"asset {name!r} is not a BERT checkpoint")
-    folder = download_extract(name, cache_dir, registry, timeout)
+    folder = download_extract(name, cache_dir, registry)
     check_bert_layout(folder, folder.with_name(folder.name + ".zip"), asset)
-    vocab = Vocab.load_json(folder / "vocab.json")
+    # a JSON list of tokens, position = id
+    vocab = Vocab.from_idx_to_token(json.loads((folder / "vocab.json").read_text("utf-8")))
     bert = BERTModel.from_config(len(vocab), replace(asset.bert_config, dropout=dropout))
     state = torch.load(folder / "pretrained.params", map_location="cpu", weights_only=True)
     if state and all(key.startswith("module.") for key in state):  # saved from DataParallel
@@ -292,10 +288,20 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
     random-init model has `config`'s shape and a vocabulary built from `corpus` (tokenized
     sentences, read only when needed) with `min_freq`.
     """
-    if name is not None and huggingface_path(name):
-        return converted_bert(name, dropout, verbose)
-    config = replace(bert_config(name, config, registry), dropout=dropout)
-    if name is None:
+    path = huggingface_path(name) if name is not None else None
+    tokenize = snli_tokenize  # d2l's word split; a converted checkpoint brings its WordPiece
+    if path:  # a Hugging Face BERT checkpoint as chapter 1's `BERTModel`, with its WordPiece
+        # vocabulary and tokenizer (the weights are copied through `convert.hf_to_d2l_names`)
+        from .convert import bert_from_huggingface, load_tokenizer, wordpiece_vocab
+
+        bert, config = bert_from_huggingface(path, dropout=dropout)
+        tokenizer = load_tokenizer(path)
+        vocab, tokenize = wordpiece_vocab(tokenizer), tokenizer.tokenize
+        message = (f"Converted the Hugging Face BERT {name} into this chapter's BERT "
+                   f"({config.describe()}; its own {len(vocab):,}-token WordPiece vocabulary; "
+                   f"{num_parameters(bert):,} parameters).")
+    elif name is None:
+        config = replace(bert_config(name, config, registry), dropout=dropout)
         vocab = Vocab(corpus, min_freq=min_freq)
         bert = BERTModel.from_config(len(vocab), config)
         message = ("RANDOM INITIALISATION, not pretrained: no pretrained model was asked for "
@@ -303,6 +309,7 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
                    f"a {len(vocab):,}-token vocabulary built from the training data "
                    f"(min_freq={min_freq}); expect accuracy well below the pretrained model's.")
     else:
+        config = replace(bert_config(name, config, registry), dropout=dropout)
         asset = get_asset(name, registry)
         try:
             bert, vocab = load_pretrained_bert(name, cache_dir, dropout, registry)
@@ -317,7 +324,7 @@ def pretrained_or_random_bert(name: str | None, corpus: Iterable[Sequence[str]],
                    f"{len(vocab):,}-token vocabulary; {num_parameters(bert):,} parameters).")
     if verbose:
         print(message)
-    return ChapterBERT(bert, vocab, config, name is not None, message, name)
+    return ChapterBERT(bert, vocab, config, name is not None, message, name, tokenize)
 
 
 # Hugging Face BERT checkpoints chapter 1 can load into its own BERT (`convert.py`): the
@@ -351,19 +358,3 @@ def bert_config(name: str | None, config: BERTConfig | None = None,
         return config_from_huggingface(AutoConfig.from_pretrained(huggingface_path(name)))
     return get_asset(name, registry).bert_config
 
-
-def converted_bert(name: str, dropout: float = 0.1, verbose: bool = True) -> ChapterBERT:
-    """A Hugging Face BERT checkpoint as chapter 1's `BERTModel`, with its WordPiece vocabulary
-    and tokenizer (the weights are copied through `convert.hf_to_d2l_names`)."""
-    from .convert import bert_from_huggingface, load_tokenizer, wordpiece_vocab
-
-    path = huggingface_path(name)
-    bert, config = bert_from_huggingface(path, dropout=dropout)
-    tokenizer = load_tokenizer(path)
-    vocab = wordpiece_vocab(tokenizer)
-    message = (f"Converted the Hugging Face BERT {name} into this chapter's BERT "
-               f"({config.describe()}; its own {len(vocab):,}-token WordPiece vocabulary; "
-               f"{num_parameters(bert):,} parameters).")
-    if verbose:
-        print(message)
-    return ChapterBERT(bert, vocab, config, True, message, name, tokenize=tokenizer.tokenize)

@@ -228,14 +228,9 @@ class NextSentencePred(nn.Module):
 class BERTModel(nn.Module):
     """The pretraining model: encoder, hidden Linear+Tanh on `<cls>`, MLM and NSP heads."""
 
-    def __init__(self, vocab_size: int, num_hiddens: int, ffn_num_hiddens: int, num_heads: int,
-                 num_layers: int, dropout: float, max_len: int = 512,
-                 embedding_norm: bool = False, activation: str = "relu",
-                 layer_norm_eps: float = 1e-5):
+    def __init__(self, vocab_size: int, num_hiddens: int, *args, **kwargs):  # BERTEncoder's
         super().__init__()
-        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                                   num_layers, dropout, max_len, embedding_norm, activation,
-                                   layer_norm_eps)
+        self.encoder = BERTEncoder(vocab_size, num_hiddens, *args, **kwargs)
         self.hidden = nn.Sequential(nn.Linear(num_hiddens, num_hiddens), nn.Tanh())
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = NextSentencePred(num_hiddens)

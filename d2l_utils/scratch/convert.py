@@ -8,7 +8,7 @@ which `BERTConfig` exposes with d2l's values as defaults:
 * `layer_norm_eps`: BERT's LayerNorms use eps 1e-12; d2l keeps PyTorch's default 1e-5.
 
 With those set as BERT has them, every tensor of the checkpoint has a place in d2l's model under
-another name (`HF_TO_D2L`, the map as data), and the converted encoder computes BERT's last
+another name (`hf_to_d2l_names`, the map as data), and the converted encoder computes BERT's last
 hidden state (`tests/test_convert.py` checks it to 1e-4). BERT's pooler (Linear + Tanh on the
 `[CLS]` vector) becomes d2l's `hidden` layer. d2l's masked-LM and next-sentence heads have no
 counterpart in `BertModel` (and d2l's MLM head uses ReLU where BERT's uses GELU), so they keep
@@ -26,7 +26,6 @@ gives it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,8 +101,9 @@ def bert_from_huggingface(path_or_model, dropout: float | None = None
 
     `path_or_model`: a checkpoint folder or hub id (`BertModel.from_pretrained`), or a loaded
     `BertModel` / `BertFor...` model. The vocabulary is the checkpoint's: feed the model ids from
-    its own WordPiece tokenizer (`wordpiece_vocab`, `wordpiece_tokenize`). Without a pooler in
-    the checkpoint, `hidden` stays random. `dropout` replaces the checkpoint's dropout rate.
+    its own WordPiece tokenizer (`wordpiece_vocab`; `load_tokenizer(...).tokenize` splits text
+    into lower-cased `##` pieces). Without a pooler in the checkpoint, `hidden` stays random.
+    `dropout` replaces the checkpoint's dropout rate.
     """
     hf = path_or_model
     if isinstance(hf, (str, Path)):
@@ -137,12 +137,6 @@ def bert_from_huggingface(path_or_model, dropout: float | None = None
     return model, config
 
 
-def unconverted_parameters(num_layers: int, model: BERTModel, pooler: bool = True) -> list[str]:
-    """d2l parameter names that a conversion leaves at their random initialisation."""
-    filled = set(hf_to_d2l_names(num_layers, pooler).values())
-    return [name for name in model.state_dict() if name not in filled]
-
-
 # WordPiece's special tokens under the names chapter 1's pair code (`encode_pair`) uses.
 SPECIAL_TOKENS: dict[str, str] = {"[PAD]": "<pad>", "[UNK]": "<unk>", "[CLS]": "<cls>",
                                   "[SEP]": "<sep>", "[MASK]": "<mask>"}
@@ -164,7 +158,3 @@ def wordpiece_vocab(path_or_tokenizer) -> Vocab:
         raise ConversionError("the tokenizer's ids are not 0..n-1")
     return Vocab.from_idx_to_token([SPECIAL_TOKENS.get(t, t) for t, _ in by_id])
 
-
-def wordpiece_tokenize(path_or_tokenizer) -> Callable[[str], list[str]]:
-    """Text -> WordPiece tokens (lower-cased, punctuation split, `##` pieces), no specials."""
-    return load_tokenizer(path_or_tokenizer).tokenize

@@ -9,8 +9,6 @@ the valid length (tokens before the padding), which the encoder uses to mask att
 from __future__ import annotations
 
 import collections
-import json
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -62,12 +60,6 @@ class Vocab:
         vocab.token_to_idx = {t: i for i, t in enumerate(vocab.idx_to_token)}
         return vocab
 
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "Vocab":
-        """Read a JSON list of tokens (position = id), the format of d2l's `vocab.json`."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_idx_to_token(json.load(f))
-
     @property
     def unk(self) -> int:
         return self.token_to_idx[UNK]
@@ -105,22 +97,13 @@ def truncate_pair(premise: Sequence[str], hypothesis: Sequence[str], max_len: in
     return p, h
 
 
-def tokens_and_segments(tokens_a: Sequence[str], tokens_b: Sequence[str] | None = None
-                        ) -> tuple[list[str], list[int]]:
-    """`<cls> a <sep> [b <sep>]` and its segment ids (0 for the first part, 1 for the second)."""
-    tokens = ["<cls>", *tokens_a, "<sep>"]
-    segments = [0] * (len(tokens_a) + 2)
-    if tokens_b is not None:
-        tokens += [*tokens_b, "<sep>"]
-        segments += [1] * (len(tokens_b) + 1)
-    return tokens, segments
-
-
 def encode_pair(premise: Sequence[str], hypothesis: Sequence[str], vocab: Vocab, max_len: int
                 ) -> tuple[list[int], list[int], int]:
-    """(token ids padded to `max_len`, segment ids padded with 0, valid length) of one pair."""
+    """(token ids padded to `max_len`, segment ids padded with 0, valid length) of one pair:
+    `<cls> premise <sep> hypothesis <sep>`, segment 0 up to the first `<sep>`, then 1."""
     p, h = truncate_pair(premise, hypothesis, max_len)
-    tokens, segments = tokens_and_segments(p, h)
+    tokens = ["<cls>", *p, "<sep>", *h, "<sep>"]
+    segments = [0] * (len(p) + 2) + [1] * (len(h) + 1)
     pad = max_len - len(tokens)
     return vocab[tokens] + [vocab["<pad>"]] * pad, segments + [0] * pad, len(tokens)
 

@@ -64,35 +64,6 @@ def plot_history(history: dict[str, Any], title: str | None = None,
     return fig
 
 
-class LivePlot:
-    """The epoch curves: redrawn in place in a notebook, drawn once by `finish` elsewhere."""
-
-    def __init__(self, num_epochs: int, title: str | None = None, live: bool | None = None):
-        self.num_epochs, self.title = num_epochs, title
-        self.live = in_notebook() if live is None else live
-        self._handle = None
-        self.figure: plt.Figure | None = None
-
-    def update(self, history: dict[str, Any]) -> None:
-        """Redraw after an epoch (only when live)."""
-        if not self.live:
-            return
-        from IPython.display import display
-
-        self.figure = plot_history(history, self.title, self.num_epochs)
-        if self._handle is None:
-            self._handle = display(self.figure, display_id=True)
-        else:
-            self._handle.update(self.figure)
-        plt.close(self.figure)  # shown through the handle; keeps the inline backend from a copy
-
-    def finish(self, history: dict[str, Any]) -> plt.Figure:
-        """The final figure; when not live this is the one time it is drawn."""
-        if self.figure is None:
-            self.figure = plot_history(history, self.title, self.num_epochs)
-        return self.figure
-
-
 def _to(batch: Batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
     inputs, labels = batch
     return [x.to(device, non_blocking=True) for x in inputs], labels.to(device, non_blocking=True)
@@ -114,16 +85,15 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable[Batch],
 
 def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Iterable[Batch],
                      num_epochs: int, lr: float = 1e-4,
-                     devices: Sequence[torch.device] | None = None,
-                     optimizer: torch.optim.Optimizer | None = None,
-                     loss: nn.Module | None = None, plot: bool = True,
+                     devices: Sequence[torch.device] | None = None, plot: bool = True,
                      title: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Fine-tune `net` (called as `net(tokens, segments, valid_lens)`) and return its history.
 
     History: per-epoch `train_loss`, `train_acc`, `test_acc`, `examples_per_sec` (training
     examples per second of the epoch's training loop), `seconds`, and the `device` used.
-    `plot=True` shows the live plot (outside notebooks: one figure drawn at the end, left open
-    for `plt.savefig`); `plot_history(history)` redraws it at any time.
+    `plot=True` shows the epoch curves, redrawn in place after every epoch in a notebook
+    (elsewhere: one figure drawn at the end, left open for `plt.savefig`); `plot_history(history)`
+    redraws them at any time.
     """
     train_iter, test_iter, epoch_batches = _apply_caps(train_iter, test_iter, num_epochs)
     num_epochs = num_epochs if epoch_batches is None else len(epoch_batches)
@@ -131,14 +101,14 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
     model = net.to(devices[0])
     if len(devices) > 1:
         model = nn.DataParallel(net, device_ids=devices)
-    optimizer = optimizer or torch.optim.Adam(net.parameters(), lr=lr)
-    loss = loss or nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    loss = nn.CrossEntropyLoss()
     name = device_description(devices[0])  # 'NVIDIA T4', '2 x NVIDIA A100 (DataParallel)'
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "train_acc": [], "test_acc": [],
                                "examples_per_sec": [], "seconds": [], "num_devices": len(devices),
                                "device": name if len(devices) == 1
                                else f"{len(devices)} x {name} (DataParallel)"}
-    live = LivePlot(num_epochs, title or history["device"]) if plot else None
+    live, handle = plot and in_notebook(), None  # handle: the live plot's display
     for epoch in range(1, num_epochs + 1):
         model.train()
         loss_sum = torch.zeros((), device=devices[0])
@@ -170,10 +140,17 @@ def train_classifier(net: nn.Module, train_iter: Sequence[Batch], test_iter: Ite
         history["test_acc"].append(evaluate_accuracy(model, test_iter, devices[0]))
         history["examples_per_sec"].append(seen / seconds)
         history["seconds"].append(seconds)
-        if live is not None:
-            live.update(history)
-    if live is not None:
-        live.finish(history)
+        if live:
+            from IPython.display import display
+
+            figure = plot_history(history, title, num_epochs)
+            if handle is None:
+                handle = display(figure, display_id=True)
+            else:
+                handle.update(figure)
+            plt.close(figure)  # shown through the handle; keeps the inline backend from a copy
+    if plot and handle is None:  # not live (or no epoch ran): the one time it is drawn
+        plot_history(history, title, num_epochs)
     if num_epochs:
         print(f"loss {history['train_loss'][-1]:.3f}, train acc {history['train_acc'][-1]:.3f}"
               f", test acc {history['test_acc'][-1]:.3f}\n"
@@ -203,24 +180,19 @@ def _apply_caps(train_iter: Sequence[Batch], test_iter: Iterable[Batch], num_epo
 
     train_iter = rebuilt(train_iter)
     test_iter = rebuilt(test_iter, caps.get("max_eval_samples"))
-    epoch_batches: list[int | None] = [None] * num_epochs
     steps, per_epoch = caps.get("max_steps"), len(train_iter)
-    if steps is not None:
-        epoch_batches = []
-        while steps > 0 and len(epoch_batches) < num_epochs:
-            epoch_batches.append(min(steps, per_epoch))
-            steps -= per_epoch
+    epoch_batches: list[int | None] = [None] * num_epochs if steps is None else [
+        min(steps - e * per_epoch, per_epoch) for e in range(num_epochs) if e * per_epoch < steps]
     print(caps_note(caps))
     return train_iter, test_iter, epoch_batches
 
 
 def history_row(history: dict[str, Any], **labels: Any) -> dict[str, Any]:
     """The last epoch of `history` as one table row, next to `D2L_SNLI_REFERENCE`."""
-    last = {key: round(history[key][-1], 3) if history[key] else None
-            for key in ("train_loss", "train_acc", "test_acc")}
+    last = {key.replace("_", " "): round(history[key][-1], 3) if history[key] else None
+            for key in ("train_loss", "train_acc", "test_acc")}  # "train loss", ...
     rate = history["examples_per_sec"]
-    return {**labels, "epochs": len(history["epoch"]), "train loss": last["train_loss"],
-            "train acc": last["train_acc"], "test acc": last["test_acc"],
+    return {**labels, "epochs": len(history["epoch"]), **last,
             "examples/s": round(sum(rate) / len(rate), 1) if rate else None,
             "device": history["device"]}
 

@@ -55,17 +55,13 @@ def checkpoint_step(path: Path) -> int:
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoints, oldest first (temporary folders are ignored)."""
-    root = checkpoint_root(output_dir)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)
-             and (p / STATE).is_file()]
+    found = [p for p in checkpoint_root(output_dir).glob("step-*") if _NAME.match(p.name)
+             and (p / STATE).is_file()]  # none when there is no folder
     return sorted(found, key=checkpoint_step)
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    found = list_checkpoints(output_dir)
-    return found[-1] if found else None
+    return next(reversed(list_checkpoints(output_dir)), None)
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -221,8 +217,7 @@ class CheckpointContents:
     optimizer: dict
     scheduler: dict
     scaler: dict | None
-    rng_tensors: dict[str, torch.Tensor]
-    rng_plain: dict[str, Any]
+    rng: tuple[dict[str, torch.Tensor], dict[str, Any]]  # as `rng_state` returns it
     state: dict[str, Any]
 
 
@@ -252,8 +247,8 @@ def read_checkpoint(path: Path, model: nn.Module) -> CheckpointContents:
         optimizer=_read_torch(path / "optimizer.pt"),
         scheduler=_read_torch(path / "scheduler.pt"),
         scaler=_read_torch(scaler_file) if scaler_file.is_file() else None,
-        rng_tensors=read_tensors(path / "rng.safetensors")[0],
-        rng_plain=_read_json(path / "rng.json"), state=_read_json(path / STATE))
+        rng=(read_tensors(path / "rng.safetensors")[0], _read_json(path / "rng.json")),
+        state=_read_json(path / STATE))
 
 
 def apply_checkpoint(contents: CheckpointContents, model: nn.Module, optimizer, scheduler,
@@ -268,7 +263,7 @@ def apply_checkpoint(contents: CheckpointContents, model: nn.Module, optimizer, 
                             f"({err})") from None
     if scaler is not None and contents.scaler is not None:
         scaler.load_state_dict(contents.scaler)
-    set_rng_state(contents.rng_tensors, contents.rng_plain)
+    set_rng_state(*contents.rng)
     return contents.state
 
 

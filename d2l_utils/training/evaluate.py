@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,18 +55,17 @@ def evaluate_model(model: nn.Module, loader: DataLoader, task: TaskSpec,
             for k, v in metrics.items()}
 
 
-def final_predictions(model: nn.Module, run, batch_size: int, context=None
-                      ) -> dict[str, dict[str, list]]:
+def final_predictions(model: nn.Module, run, context) -> dict[str, dict[str, list]]:
     """Per-example predictions of `model` (its final weights) on every evaluation split of
     `run`, in the loop's order (`eval_dataloader`), so that runs of any trainer pair up example
     by example: one more pass for the Trainer and fastNLP, whose own evaluations batch in
     another order. `context`: their precision (an autocast)."""
     collate = make_collator(run.tokenizer)
     kept: dict[str, dict[str, list]] = {split: {} for split in run.task.eval_splits}
-    with context or nullcontext():
+    with context:
         for split in run.task.eval_splits:
-            evaluate_model(model, eval_dataloader(run.data[split], batch_size, collate),
-                           run.task, keep=kept[split])
+            evaluate_model(model, eval_dataloader(run.data[split], run.args.eval_batch_size,
+                                                  collate), run.task, keep=kept[split])
     return kept
 
 

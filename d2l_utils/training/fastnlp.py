@@ -219,13 +219,11 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
         fastNLP.logger.setLevel(level)
 
     torch_device = torch.device("cuda", 0) if gpu else torch.device("cpu")
-    entries = history.history
     # the final weights' predictions in the loop's example order, in fastNLP's precision
-    predictions = final_predictions(run.model, run, args.eval_batch_size, torch.autocast(
+    predictions = final_predictions(run.model, run, torch.autocast(
         torch_device.type, dtype=torch.float16, enabled=fp16))
     return TrainResult(
-        metrics={split: entries[-1][split] for split in run.task.eval_splits},
-        history=entries, loss_log=history.loss_log, eval_log=history.eval_log,
+        history=history.history, loss_log=history.loss_log, eval_log=history.eval_log,
         # passes over the training set: 2 epochs of 150 of 2,105 batches are 0.1425, not 2
         steps=history.step, epochs_run=round(history.step / len(train_loader), 4),
         train_time_s=round(history.train_time, 3), train_examples=history.examples,

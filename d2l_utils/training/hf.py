@@ -136,8 +136,7 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     precision = resolve_precision(args.mixed_precision)
     trainer = make_trainer(run)
     # The Trainer's own checkpoints (checkpoint-N/) and resume, behind the same options.
-    has_checkpoint = any(Path(args.output_dir).glob("checkpoint-*"))
-    resumed = bool(args.resume and has_checkpoint)
+    resumed = bool(args.resume and any(Path(args.output_dir).glob("checkpoint-*")))
     trainer.add_callback(EvaluateEachEpoch())
     with StopFlag() as stop:
         trainer.add_callback(SaveAndStopOnSignal(stop))
@@ -156,7 +155,6 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
     train_time = max(output.metrics["train_runtime"] - eval_time, 1e-9)
     device = trainer.args.device
     return TrainResult(
-        metrics={split: history[-1][split] for split in task.eval_splits},
         history=history, eval_log=eval_log, loss_log=loss_log, steps=trainer.state.global_step,
         epochs_run=round(trainer.state.epoch, 4), train_time_s=round(train_time, 3),
         # after a resume the Trainer's rates mix old and new steps: report none
@@ -166,5 +164,4 @@ def train_with_hf_trainer(run: PreparedRun) -> TrainResult:
         device=device_description(device), num_processes=trainer.args.world_size,
         mixed_precision=precision, peak_memory_mb=round(peak_memory_mb(device), 1),
         is_main_process=trainer.is_world_process_zero(), model=trainer.model,
-        predictions=final_predictions(trainer.model, run, args.eval_batch_size,
-                                      trainer.autocast_smart_context_manager()))
+        predictions=final_predictions(trainer.model, run, trainer.autocast_smart_context_manager()))

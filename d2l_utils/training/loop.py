@@ -34,14 +34,13 @@ from .checkpoints import (
     find_resumable,
     latest_checkpoint,
     resume_command,
-    resume_hint,
     save_checkpoint,
 )
 from .clipping import clip_by_group_, clip_groups
 from .evaluate import epoch_line, evaluate_model
 from .prepare import PreparedRun
 from .record import TrainResult, command_line, device_description, peak_memory_mb
-from .saving import WriteError, trainable_state_dict
+from .saving import trainable_state_dict
 
 
 @dataclass
@@ -163,7 +162,6 @@ class Loop:
         # clipped separately (head and pooler | the method), so the untrained head's large
         # gradient does not scale the method's steps down (training/clipping.py)
         self.clip_groups = clip_groups(self.model)
-        self.include_frozen = not run.backbone.pretrained
         self.run_args = asdict(args)
         self.state = LoopState()
         self.resumed_from: Path | None = None
@@ -220,21 +218,17 @@ class Loop:
                 for split, loader in self.eval_loaders.items()}
 
     def checkpoint(self) -> Path | None:
-        """Save the state now (all processes wait for the main one to finish writing)."""
+        """Save the state now (all processes wait for the main one to finish writing). A
+        `WriteError` (a full disk) gets what is kept and how to go on in `train`."""
         saved = None
         snapshot = {**asdict(self.state),
                     "train_time": self.state.train_time + time.perf_counter() - self._tick,
                     "data": self.run_.data_fingerprint}  # a resume checks it
         if self.accelerator.is_main_process:
-            try:
-                saved = save_checkpoint(self.args.output_dir, self.state.step,
-                                        self.accelerator.unwrap_model(self.model),
-                                        self.optimizer, self.scheduler, self.scaler, snapshot,
-                                        self.run_args, self.include_frozen,
-                                        self.args.keep_checkpoints)
-            except WriteError as err:  # a full disk: say what is kept and how to go on
-                raise WriteError(f"{err}; "
-                                 f"{resume_hint(self.args.output_dir, command_line())}") from None
+            saved = save_checkpoint(self.args.output_dir, self.state.step,
+                                    self.accelerator.unwrap_model(self.model), self.optimizer,
+                                    self.scheduler, self.scaler, snapshot, self.run_args,
+                                    not self.run_.backbone.pretrained, self.args.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return saved
 
@@ -284,10 +278,8 @@ class Loop:
                                  lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
         if saving_now or stop.raised:
             state.epoch = epoch
-            for key in ("examples", "tokens"):
-                setattr(state, key, int(sums[key].item()))
-            state.window_loss = sums["window_loss"].item()
-            state.epoch_loss = sums["epoch_loss"].item()
+            for key, value in sums.items():  # examples and tokens as ints, the losses as floats
+                setattr(state, key, value.item())
             saved = self.checkpoint()
         if stop.raised:
             self.bar.close()
@@ -319,11 +311,9 @@ class Loop:
         """Train to `total_steps` (resuming first when asked) and report the result."""
         self.restore()
         args, state = self.args, self.state
-        sums = {name: torch.tensor(value, device=self.device, dtype=dtype)
-                for name, value, dtype in [("examples", state.examples, torch.long),
-                                           ("tokens", state.tokens, torch.long),
-                                           ("window_loss", state.window_loss, torch.float32),
-                                           ("epoch_loss", state.epoch_loss, torch.float32)]}
+        sums = {name: torch.tensor(getattr(state, name), device=self.device, dtype=dtype)
+                for name, dtype in [("examples", torch.long), ("tokens", torch.long),
+                                    ("window_loss", torch.float32), ("epoch_loss", torch.float32)]}
         self.bar = tqdm(total=self.total_steps, initial=state.step,
                         desc=f"{self.task.name} {self.run_.method.name}", unit="step",
                         disable=not (args.progress and self.accelerator.is_local_main_process))
@@ -348,7 +338,6 @@ class Loop:
         digests = gather_object([weights_digest(unwrapped)])
         acc.wait_for_everyone()
         return TrainResult(
-            metrics={split: state.history[-1][split] for split in self.task.eval_splits},
             history=state.history, loss_log=state.loss_log, eval_log=state.eval_log,
             steps=state.step, epochs_run=round(state.step / self.steps_per_epoch, 4),
             train_time_s=round(state.train_time, 3),

@@ -82,7 +82,6 @@ def timestamp() -> str:
 class TrainResult:
     """What every trainer (the loop, the HF Trainer, fastNLP) reports; `build_record` reads it."""
 
-    metrics: dict[str, dict[str, float]]  # split -> metric -> value, after the last step
     history: list[dict[str, Any]]  # one entry per epoch (and per evaluation of the Trainer)
     loss_log: list[tuple[int, float]]
     steps: int
@@ -110,6 +109,8 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
     """The run record: results plus everything needed to know where they came from."""
     args, task = run.args, run.task
     main_split = task.eval_splits[0]
+    # split -> metric -> value, after the last step (every trainer's last history entry)
+    metrics = {split: result.history[-1][split] for split in task.eval_splits}
     train_time = max(result.train_time_s, 1e-9)
     record = {
         "task": task.name, "method": run.method.name, "model": args.model,
@@ -122,8 +123,8 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
                  **({"changed_on_resume": result.data_changed} if result.data_changed
                     else {})},
         "main_metric": {"name": task.main_metric, "split": main_split,
-                        "value": result.metrics[main_split][task.main_metric]},
-        "metrics": result.metrics,
+                        "value": metrics[main_split][task.main_metric]},
+        "metrics": metrics,
         "history": result.history,
         "loss_log": result.loss_log,
         "eval_log": result.eval_log,

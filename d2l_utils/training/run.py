@@ -51,17 +51,17 @@ def train(args: RunArguments, verbose: bool = True) -> dict[str, Any]:
         # room for the final weights, the record and the checkpoints kept
         check_disk_space(out, run.model, include_frozen, run.args.save_model,
                          run.args.keep_checkpoints if run.args.save_every_steps else None)
-        result = run_trainer(run)
-        result.wall_time_s = round(time.perf_counter() - started, 3)
-        record = build_record(run, result)
-        if result.is_main_process:
-            try:
+        try:
+            result = run_trainer(run)
+            result.wall_time_s = round(time.perf_counter() - started, 3)
+            record = build_record(run, result)
+            if result.is_main_process:
                 if run.args.save_model:
                     save_trainable(result.model or run.model, out, asdict(run.args),
                                    include_frozen=include_frozen)
                 write_record(out, record)
-            except WriteError as err:  # a full disk after all: say what is kept
-                raise WriteError(f"{err}; {resume_hint(out, command_line())}") from None
+        except WriteError as err:  # a full disk after all (a checkpoint too): say what is kept
+            raise WriteError(f"{err}; {resume_hint(out, command_line())}") from None
     if result.is_main_process and verbose:
         print(summary_line(record), flush=True)
     return record

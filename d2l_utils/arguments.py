@@ -126,7 +126,8 @@ class RunArguments:
     max_grad_norm: float = option(
         1.0, "gradient clipping (0 disables); the library loop clips the head (with the "
         "pooler) and the method's parameters separately, each to this norm; --trainer hf and "
-        "fastnlp clip one global norm", bounds=AT_LEAST_0, known_as=("clip", "grad_clip"))
+        "fastnlp clip one global norm (the record's gradient_clipping says which)",
+        bounds=AT_LEAST_0, known_as=("clip", "grad_clip"))
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = option(
         "auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU; bf16 also on a CPU with native bf16",
         known_as=("fp16", "bf16", "precision"))

@@ -14,6 +14,7 @@ from d2l_utils.arguments import EvaluateArguments, RunArguments
 from d2l_utils.cli import main
 from d2l_utils.methods import METHODS
 from d2l_utils.training import train
+from d2l_utils.training.clipping import clipping_note
 from d2l_utils.training.evaluate import evaluate_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,6 +179,15 @@ def test_eval_every_steps_means_the_same_under_every_trainer(tmp_path, trainer):
     mid = [e["step"] for e in record["eval_log"]]
     assert mid == [s for s in range(2, record["steps"], 2) if s % steps_per_epoch], mid
     assert all("accuracy" in e["validation"] for e in record["eval_log"])
+    # one meaning per trainer for --max-grad-norm, stated in the record
+    assert record["gradient_clipping"] == clipping_note(trainer, 1.0)
+    assert ("per group" in record["gradient_clipping"]) == (trainer == "loop")
+
+
+def test_the_record_says_how_gradients_were_clipped():
+    assert clipping_note("hf", 0.0) == clipping_note("loop", 0) == "off (--max-grad-norm 0)"
+    assert "head (with the pooler) and method" in clipping_note("loop", 1.0)
+    assert "global norm 0.5" in clipping_note("fastnlp", 0.5)
 
 
 @pytest.mark.parametrize("trainer, options, message", [

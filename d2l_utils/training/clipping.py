@@ -46,3 +46,13 @@ def clip_by_group_(groups: dict[str, list[nn.Parameter]], max_norm: float,
         unscale()
     return {name: torch.nn.utils.clip_grad_norm_(params, max_norm)
             for name, params in groups.items()}
+
+
+def clipping_note(trainer: str, max_norm: float) -> str:
+    """What `--max-grad-norm` did in a run, for its record: the library loop clips the head (with
+    the pooler) and the method apart, the Trainer and fastNLP one global norm."""
+    if not max_norm:
+        return "off (--max-grad-norm 0)"
+    if trainer == "loop":
+        return f"per group: head (with the pooler) and method, each to norm {max_norm:g}"
+    return f"one global norm {max_norm:g} over all trainable parameters ({trainer} trainer)"

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..metrics import format_metrics
 from ..profiles import rehearsal_caps
+from .clipping import clipping_note
 from .saving import write_text_atomic
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def build_record(run: PreparedRun, result: TrainResult) -> dict[str, Any]:
         "rank_weight_digests": result.rank_weight_digests,
         "resumed_from": result.resumed_from,
         "mixed_precision": result.mixed_precision,
+        "gradient_clipping": clipping_note(args.trainer, args.max_grad_norm),
         "seed": args.seed, "command": command_line(), "args": asdict(args),
         "versions": library_versions(), "tokenizer_note": run.backbone.tokenizer_note,
         "finished_at": timestamp(), "cpu_count": os.cpu_count(),

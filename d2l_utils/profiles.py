@@ -92,13 +92,9 @@ def tiny_profile() -> bool:
     return profile_name() == "tiny"
 
 
-def choose(tiny: T, gpu: T = _MISSING, cpu: T = _MISSING, *, real: T = _MISSING) -> T:
+def choose(tiny: T, gpu: T, cpu: T = _MISSING) -> T:
     """The parameter cell's switch: `tiny` in the tiny profile, `gpu` in the gpu profile, and
-    `cpu` in the cpu profile (an error when the chapter gives no cpu value yet). `real` is the
-    gpu profile's old name, still spelled so by the chapters until their next runs."""
-    if (gpu is _MISSING) == (real is _MISSING):
-        raise TypeError("choose() takes the gpu profile's value as gpu= (once)")
-    gpu = real if gpu is _MISSING else gpu
+    `cpu` in the cpu profile (an error when the chapter gives no cpu value yet)."""
     profile = profile_name()
     if profile == "tiny":
         return tiny

@@ -1,4 +1,5 @@
-"""The book's architecture figures: expected labels and counts, the SVG tool, reproducible bytes."""
+"""The book's architecture figures: expected labels and counts, the SVG tool, reproducible bytes,
+the SVGs the package ships."""
 
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from d2l_utils.pages import figures
+from d2l_utils.pages.figures import figure_svg, show_figure
+from tools import diagrams as figures
 from tools import draw_figures as tool
 from tools.draw_figures import FIGURES, save_figures
 
@@ -139,9 +141,19 @@ def test_tool_writes_the_chosen_figures(tmp_path, capsys):
 
 
 def test_committed_figures_are_current(tmp_path):
-    """figures/*.svg match what the code draws (regenerate with tools/draw_figures.py)."""
+    """d2l_utils/figures/*.svg match what the code draws (regenerate: tools/draw_figures.py)."""
     for path in save_figures(tmp_path, overview_counts=COUNTS):
-        committed = ROOT / "figures" / path.name
+        committed = ROOT / "d2l_utils" / "figures" / path.name
         assert committed.exists(), f"{committed} missing: run python tools/draw_figures.py"
         assert committed.read_bytes() == path.read_bytes(), (
             f"{committed.name} is stale: run python tools/draw_figures.py")
+
+
+def test_a_chapter_shows_the_shipped_svg():
+    """What `show_figure` displays is the committed file, as SVG; a wrong name lists the others."""
+    shipped = (ROOT / "d2l_utils" / "figures" / "lora.svg").read_text(encoding="utf-8")
+    assert figure_svg("lora") == shipped
+    shown = show_figure("lora")._repr_svg_()
+    assert shown.startswith("<svg") and "B = 0 at init" in shown
+    with pytest.raises(ValueError, match="no figure 'lora2'.*prefix_tuning"):
+        figure_svg("lora2")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from d2l_utils.pages.source import cell_code
+from tools.notebook_drift import cell_code
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER_2 = ROOT / "notebooks" / "02_glue_hf_trainer_hpo.ipynb"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from d2l_utils.pages.source import cell_code, drift, saved_module
+from tools.notebook_drift import cell_code, drift, main, saved_module
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -107,6 +107,16 @@ def test_the_drift_check_finds_a_changed_definition():
     problems = drift(notebook)
     assert any("only imports and definitions" in p for p in problems)
     assert any("`helper` is not defined" in p for p in problems)
+
+
+def test_the_drift_command_exits_1_on_drift(tmp_path, capsys):
+    path = ROOT / "notebooks" / "01_snli_d2l_bert.ipynb"
+    assert main([str(path)]) == 0
+    changed = tmp_path / path.name
+    changed.write_text(path.read_text(encoding="utf-8").replace("-1e6", "-1e9", 1),
+                       encoding="utf-8")
+    assert main([str(changed)]) == 1
+    assert "01_snli_d2l_bert.ipynb: code cell" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -76,12 +76,11 @@ def test_choose(env):
     assert choose(1, 2, cpu=None) is None  # None is a value, not "missing"
     with pytest.raises(ProfileError, match="no cpu profile yet"):
         choose(tiny=1, gpu=2)
-    assert choose(1, real=2, cpu=3) == 3  # the gpu profile's old name, until chapters move
     env(D2L_PROFILE="gpu")
-    assert choose(1, real=2, cpu=3) == 2
-    for wrong in (dict(), dict(gpu=2, real=2)):
-        with pytest.raises(TypeError, match="gpu="):
-            choose(1, **wrong)
+    with pytest.raises(TypeError, match="gpu"):
+        choose(1, cpu=3)  # the gpu profile's value is required
+    with pytest.raises(TypeError, match="real"):
+        choose(1, real=2, cpu=3)  # its old name is gone: every chapter says gpu=
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -36,6 +36,7 @@ def test_wheel_installs_and_trains(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("d2l_utils/training/loop.py", "d2l_utils/scratch/bert.py",
                      "d2l_utils/pages/plots.py", "d2l_utils/configs/tiny-bert.json",
+                     "d2l_utils/figures/lora.svg",
                      "d2l_utils/fixtures/data/SST-2/train.tsv",
                      "d2l_utils/fixtures/data/SNLI/snli_1.0_test.jsonl"):
         assert expected in names, expected

@@ -1,10 +1,10 @@
-"""Draw the book's architecture figures into figures/ as SVG (text stays text, reproducible bytes).
+"""Draw the book's architecture figures into d2l_utils/figures/ as SVG (reproducible bytes).
 
-    python tools/draw_figures.py                    # all five figures into figures/
+    python tools/draw_figures.py                    # all five figures into d2l_utils/figures/
     python tools/draw_figures.py --only lora        # one figure
     python tools/draw_figures.py --out-dir /tmp/f   # somewhere else
 
-Four figures are the chapters' own (`d2l_utils.pages.figures`, shown inline in the notebooks);
+Four figures are the chapters' own (`tools/diagrams.py`; the notebooks show the SVGs);
 the fifth, what trains in each method, is the intro page's and is drawn here. It builds
 random-weight bert-base-uncased and roberta-base models from the shipped configs to count
 parameters (offline, about a minute on a CPU); the others take a second.
@@ -24,10 +24,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 ROOT = Path(__file__).resolve().parent.parent
+FIGURES_DIR = ROOT / "d2l_utils" / "figures"  # shipped with the package (pyproject package-data)
 sys.path.insert(0, str(ROOT))
 
-from d2l_utils.pages import figures  # noqa: E402
-from d2l_utils.pages.figures import INK, STYLES, SVG_RC, TRAINABLE, TRAINABLE_EDGE, Diagram, _legend  # noqa: E402
+from tools import diagrams  # noqa: E402
+from tools.diagrams import INK, STYLES, SVG_RC, TRAINABLE, TRAINABLE_EDGE, Diagram, _legend  # noqa: E402
 
 # The backbones (and the task that fixes the head) of the methods_overview bars.
 OVERVIEW_MODELS: tuple[tuple[str, str], ...] = (("bert-base-uncased", "mnli"),
@@ -170,10 +171,10 @@ def _model_label(model: str, task: str | None) -> str:
 # Writing the SVGs
 
 FIGURES: dict[str, Callable[..., Figure]] = {
-    "bert_finetuning": figures.bert_finetuning,
-    "lora": figures.lora,
-    "prefix_tuning": figures.prefix_tuning,
-    "ptuning_v2_vs_prompt_tuning": figures.ptuning_v2_vs_prompt_tuning,
+    "bert_finetuning": diagrams.bert_finetuning,
+    "lora": diagrams.lora,
+    "prefix_tuning": diagrams.prefix_tuning,
+    "ptuning_v2_vs_prompt_tuning": diagrams.ptuning_v2_vs_prompt_tuning,
     "methods_overview": methods_overview,
 }
 
@@ -207,8 +208,8 @@ def save_figures(out_dir: str | Path, names: Iterable[str] | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "figures",
-                        help="folder for NAME.svg (default: figures/)")
+    parser.add_argument("--out-dir", type=Path, default=FIGURES_DIR,
+                        help="folder for NAME.svg (default: d2l_utils/figures/)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), metavar="NAME",
                         help=f"draw only these figures: {', '.join(FIGURES)}")
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from tools.executed_copies import (
     is_stale,
     merge,
     page_notebook,
+    refresh_time_header,
     scrub,
 )
 
@@ -146,3 +147,20 @@ def test_committed_executed_copies_are_small_and_scrubbed():
         streams = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                    if o.output_type == "stream"]
         assert all(o.name == "stdout" for o in streams), f"{path.name} keeps stderr"
+
+
+def test_the_header_shows_the_time_of_the_run_on_the_page():
+    """At run time the header cell reads the previous run's record; the kept copy gets this
+    run's time (the page said 100 min beside a 57-min run before)."""
+    from d2l_utils.pages.time_budget import estimate_text, measured_time_text
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Chapter 5"),
+        nbformat.v4.new_code_cell("from d2l_utils.pages.time_budget import chapter_time\n\n"
+                                  "chapter_time(5)", outputs=[nbformat.v4.new_output(
+                                      "stream", name="stdout", text="MEASURED 100 min\n")])])
+    assert refresh_time_header(nb, 5)
+    [output] = nb.cells[1].outputs
+    assert output["text"] == f"{measured_time_text(5)}\n{estimate_text(5)}\n"
+    assert "results/records/ch05" in output["text"]
+    assert not refresh_time_header(nb, 6)  # no header cell for that chapter

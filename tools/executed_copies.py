@@ -74,6 +74,29 @@ def code_sources(nb: Any) -> list[str]:
     return [cell.source.rstrip() for cell in nb.cells if cell.cell_type == "code"]
 
 
+def refresh_time_header(nb: Any, chapter: int) -> bool:
+    """Give the chapter's header cell (`chapter_time(N)`) the time of the run just recorded.
+
+    When the chapter ran, that cell could only read the previous run's record, so the page would
+    show the old time beside the new run's outputs. Returns False when no cell calls it."""
+    import contextlib
+    import io
+
+    import nbformat
+
+    from d2l_utils.pages.time_budget import chapter_time
+
+    for cell in nb.cells:
+        if cell.cell_type == "code" and f"chapter_time({chapter})" in cell.source:
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                chapter_time(chapter)
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                   text=printed.getvalue())]
+            return True
+    return False
+
+
 def is_stale(clean: Any, executed: Any) -> bool:
     """True when the chapter's code cells differ from those its executed copy ran."""
     return code_sources(clean) != code_sources(executed)

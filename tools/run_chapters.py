@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["records"] = names
         (RESULTS / f"ch{chapter:02d}" / "chapter.json").write_text(
             json.dumps(summary, indent=1) + "\n")
+        refresh_header(notebook, chapter)  # the page's header: this run's time, now recorded
         print(f"  {len(names)} records -> {(RESULTS / f'ch{chapter:02d}').relative_to(ROOT)}",
               flush=True)
     if failed:
@@ -242,6 +243,18 @@ def _git_commit() -> str:
     result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True)
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def refresh_header(notebook: Path, chapter: int) -> None:
+    """Rewrite the executed copy's header cell with the time just written to chapter.json."""
+    import nbformat
+
+    from tools.executed_copies import executed_path, refresh_time_header
+
+    target = executed_path(notebook)
+    nb = nbformat.read(target, as_version=4)
+    if refresh_time_header(nb, chapter):
+        nbformat.write(nb, target)
 
 
 def keep_executed_copy(notebook: Path, executed: Path, run_dir: Path, provenance: dict) -> Path:

@@ -243,6 +243,6 @@ def measured_time_text(chapter: int) -> str:
 
 def chapter_time(chapter: int) -> None:
     """Print the chapter's measured cpu-profile time and the T4 estimate of its gpu run (the
-    chapters' header cell calls this)."""
-    print(measured_time_text(chapter))
-    print(estimate_text(chapter))
+    chapters' header cell calls this; `tools/run_chapters.py` puts the same text, read after its
+    run was recorded, into the executed copy)."""
+    print(f"{measured_time_text(chapter)}\n{estimate_text(chapter)}")

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 BUILD = ROOT / "_build"
 SOURCE = BUILD / "source"  # what jupyter-book reads: the book's files, chapters with outputs
-BOOK_FILES = ["_config.yml", "_toc.yml", "book", "figures", "_static", "benchmarks"]
+BOOK_FILES = ["_config.yml", "_toc.yml", "book", "d2l_utils/figures", "_static", "benchmarks"]
 
 
 def book_environment() -> dict[str, str]:

@@ -264,10 +264,11 @@ def check_against_model(args: RunArguments) -> RunArguments:
     # positions the method's prompt takes before the input (measured on BERT: peft's prompt
     # tuning prepends embeddings, its P-Tuning v2 and prefix tuning shift the position ids by
     # the past key/values; the adapters library's prefix tuning takes none)
-    prompt, prompt_option = ((args.num_virtual_tokens, "--num-virtual-tokens")
-                             if args.method in ("prompt-tuning", "ptuning-v2")
-                             else (args.prefix_length, "--prefix-length")
-                             if args.method == "prefix" and args.backend == "peft" else (0, ""))
+    prompt, prompt_option = 0, ""
+    if args.method in ("prompt-tuning", "ptuning-v2"):
+        prompt, prompt_option = args.num_virtual_tokens, "--num-virtual-tokens"
+    elif args.method == "prefix" and args.backend == "peft":
+        prompt, prompt_option = args.prefix_length, "--prefix-length"
     if isinstance(limit, int) and args.max_seq_length + prompt > limit:
         room = f" minus the {prompt} prompt positions of {prompt_option}" if prompt else ""
         raise OptionError(f"--max-seq-length must be between {MIN_SEQ_LENGTH} and "

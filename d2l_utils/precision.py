@@ -83,9 +83,11 @@ def resolve_precision(choice: str = "auto") -> str:
 
 
 def hf_precision_kwargs(choice: str = "auto") -> dict[str, bool]:
-    """`{"fp16": ..., "bf16": ...}` for `transformers.TrainingArguments` (both False: fp32)."""
+    """`{"fp16": ..., "bf16": ...}` for `transformers.TrainingArguments` (both False: fp32), and
+    `use_cpu: True` for bf16 on a CPU: without it `TrainingArguments` refuses bf16 as a GPU's."""
     resolved = resolve_precision(choice)
-    return {"fp16": resolved == "fp16", "bf16": resolved == "bf16"}
+    kwargs = {"fp16": resolved == "fp16", "bf16": resolved == "bf16"}
+    return {**kwargs, "use_cpu": True} if resolved == "bf16" and _gpu() is None else kwargs
 
 
 def fastnlp_precision(choice: str = "auto") -> tuple[bool, str]:

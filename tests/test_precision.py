@@ -94,10 +94,15 @@ def test_half_precision_on_cpu_is_an_error(machine, choice):
         fastnlp_precision(choice)
 
 
-def test_bf16_on_a_cpu_with_native_bf16(machine):
+def test_bf16_on_a_cpu_with_native_bf16(machine, tmp_path):
+    from transformers import TrainingArguments
+
     machine(None, native_cpu_bf16=True)
     assert resolve_precision("bf16") == "bf16"
-    assert hf_precision_kwargs("bf16") == {"fp16": False, "bf16": True}
+    kwargs = hf_precision_kwargs("bf16")
+    assert kwargs == {"fp16": False, "bf16": True, "use_cpu": True}
+    # the Trainer takes them (without use_cpu it raises "Your setup doesn't support bf16/gpu")
+    assert TrainingArguments(output_dir=str(tmp_path), report_to=[], **kwargs).bf16
     assert resolve_precision("auto") == "no"  # auto stays fp32: the same numbers everywhere
     with pytest.raises(PrecisionError, match="GPU"):
         resolve_precision("fp16")

@@ -535,8 +535,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def summary_markdown(result: dict[str, Any]) -> str:
-    """SUMMARY.md: the tables of `benchmarks.bench.gpu_check_tables` as Markdown."""
-    from benchmarks.bench import gpu_check_tables
+    """SUMMARY.md: the tables of `benchmarks.gpu_check_tables` as Markdown."""
+    from benchmarks.gpu_check_tables import gpu_check_tables
 
     lines = [f"# GPU check: {result['device_name']}", "",
              f"`{result['command']}`, started {result['started_at']}"

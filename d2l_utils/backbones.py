@@ -15,12 +15,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huggingface_hub import try_to_load_from_cache
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from .hub import offline_reason
 from .tasks import TaskSpec
+
+if TYPE_CHECKING:  # transformers loads in the functions: importing this module stays light
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 SHIPPED_CONFIGS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
@@ -79,6 +82,8 @@ def resolve_backbone(name: str, random_init: bool = False) -> Backbone:
 
 def _roberta_tokenizer_source() -> tuple[str, str]:
     """roberta-base's own BPE tokenizer if cached locally, else the WordPiece stand-in."""
+    from transformers import AutoTokenizer
+
     tokenizer, _ = _from_cache(AutoTokenizer, "roberta-base", {})
     if tokenizer is not None:
         return "roberta-base", ""
@@ -106,6 +111,8 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 def _in_cache(loader: type, source: str, kwargs: dict) -> bool:
     """Whether the hub cache holds what `loader` (a class) needs from repository `source`:
     config.json for a config, a vocabulary file for a tokenizer, a weights file for a model."""
+    from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
     names = (TOKENIZER_FILES if issubclass(loader, (AutoTokenizer, PreTrainedTokenizerBase))
              else ("config.json",) if issubclass(loader, (AutoConfig, PretrainedConfig))
              else WEIGHT_FILES)
@@ -156,6 +163,8 @@ def from_source(loader, source: str, **kwargs):
 
 def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
     """The backbone's config with the task's labels set (regression when the task has none)."""
+    from transformers import AutoConfig
+
     labels = ({"num_labels": 1, "problem_type": "regression"} if task.is_regression else
               {"num_labels": task.num_labels, "id2label": dict(enumerate(task.label_names)),
                "label2id": {name: i for i, name in enumerate(task.label_names)}})
@@ -167,6 +176,8 @@ def load_config(backbone: Backbone, task: TaskSpec) -> PretrainedConfig:
 
 def load_tokenizer(backbone: Backbone, config: PretrainedConfig) -> PreTrainedTokenizerBase:
     """The backbone's fast tokenizer, emitting only the inputs the architecture understands."""
+    from transformers import AutoTokenizer
+
     if backbone.tokenizer_note:
         log.warning(backbone.tokenizer_note)
     tokenizer = from_source(AutoTokenizer, backbone.tokenizer_source)

@@ -22,17 +22,19 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
-import torch.nn as nn
 
 from .arguments import RunArguments
 from .methods import build_model
 from .profiles import capped, rehearsal_caps
 from .tasks import search_subset_size
-from .training.prepare import PreparedRun, check_output_dir, prepare_run
-from .training.record import device_description, timestamp
+
+if TYPE_CHECKING:  # training (datasets, transformers) loads in the search, not on import
+    import torch.nn as nn
+
+    from .training.prepare import PreparedRun
 
 SEARCH_FILE = "search.json"
 
@@ -264,6 +266,10 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
     `max_eval_samples` per evaluation split. Pruning is off: trials with different batch sizes
     report at different steps, which the median pruner would compare unfairly.
     """
+    from .training.hf import make_trainer, training_arguments
+    from .training.prepare import check_output_dir, prepare_run
+    from .training.record import device_description, timestamp
+
     optuna = require_optuna()
     started = time.perf_counter()
     space = space or SearchSpace()
@@ -272,9 +278,6 @@ def hyperparameter_search(args: RunArguments, n_trials: int = 10,
     run = prepare_run(args)
     task = run.task
     split, metric = task.eval_splits[0], task.main_metric
-
-    from .training.hf import make_trainer, training_arguments
-
     trainer = make_trainer(run, training_arguments(run.args, save_strategy="no"),
                            model_init=model_initializer(run))
     storage = optuna.storages.InMemoryStorage()

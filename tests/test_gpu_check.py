@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import torch
 
-from benchmarks.bench import WAYS, gpu_check_tables
+from benchmarks.gpu_check_tables import WAYS, gpu_check_tables
 from d2l_utils.flops import load_gpu_check
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,11 @@ import numbers
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
+
 
 HeadMode = Literal["train", "bias", "frozen"]
 PoolerMode = Literal["train", "frozen"]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Any
 
 from ..backbones import Backbone, from_source, load_config, resolve_backbone
 from ..tasks import TaskSpec, get_task
 from .base import MethodConfig, MethodError
 from .counting import count_parameters, set_head_mode, set_pooler_mode
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 # peft's prefix methods feed their prompts in as past key/values, which these models' attention
 # layers do not take (found when P-Tuning v2 failed on DistilBERT's forward pass).

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from .base import HeadMode, PoolerMode
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 HEAD_MARKERS = ("classifier.", "pre_classifier.", "heads.")
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import AT_LEAST_0, MethodConfig, MethodError, option, register
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The list of transformer blocks of a BERT, RoBERTa or DistilBERT classifier."""
+    from torch.nn import ModuleList
+
     base = model.base_model
     for path in ("encoder.layer", "transformer.layer"):
         module = base
         for attr in path.split("."):
             module = getattr(module, attr, None)
-        if isinstance(module, nn.ModuleList):
+        if isinstance(module, ModuleList):
             return module
     raise MethodError(f"cannot find the encoder layers of {type(model).__name__}")
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import AT_LEAST_1, Bounds, MethodConfig, MethodError, option, register, train_adapter
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 # the adapters library names the attention matrices by one letter
 ADAPTERS_MATRICES = {"query": "q", "key": "k", "value": "v"}

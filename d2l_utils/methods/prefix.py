@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import AT_LEAST_1, MethodConfig, option, prompt_shape, register, train_adapter
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 @register

@@ -4,11 +4,12 @@ and a shallow soft prompt on the input only (prompt tuning, Lester et al., 2021)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import AT_LEAST_1, MethodConfig, option, prompt_shape, register
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 @dataclass

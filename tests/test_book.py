@@ -123,14 +123,82 @@ def chromium() -> str:
     return path
 
 
-def render(url: str, tmp_path: Path) -> str:
-    """The DOM after Chromium has loaded and rendered `url` in a 1280x1000 window."""
-    result = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1280,1000", "--virtual-time-budget=5000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+class Browser:
+    """One headless Chromium for the module's pages, driven over the DevTools protocol on a pipe
+    (`--remote-debugging-pipe`: JSON messages ending in NUL on file descriptors 3 and 4), so
+    the browser starts once instead of once per page. Each page loads in a fresh 1280x1000 tab,
+    with the cache off: every page fetches its images, as on a first visit."""
+
+    TIMEOUT_S = 120
+
+    def __init__(self, profile: Path):
+        import fcntl
+
+        child_reads, self._to_browser = os.pipe()
+        self._from_browser, child_writes = os.pipe()
+        # the child's ends above 9, so moving them to 3 and 4 overwrites neither (bash, not
+        # sh: dash redirects one-digit descriptors only)
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (child_reads, child_writes)]
+        self._process = subprocess.Popen(
+            ["bash", "-c", f'exec "$0" "$@" 3<&{high[0]} 4>&{high[1]}', chromium(), *CHROMIUM_FLAGS,
+             f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=high, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (child_reads, child_writes, *high):  # only the browser holds its ends now
+            os.close(fd)
+        self._buffer, self._next_id = b"", 0
+
+    def _send(self, method: str, session: str | None = None, **params) -> dict:
+        """Send one command and return its result (events that arrive first are dropped)."""
+        import select
+
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                ready, _, _ = select.select([self._from_browser], [], [], self.TIMEOUT_S)
+                assert ready, f"{method}: no answer from chromium in {self.TIMEOUT_S} s"
+                chunk = os.read(self._from_browser, 1 << 16)
+                assert chunk, f"{method}: chromium exited ({self._process.poll()})"
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                return reply["result"]
+
+    def render(self, url: str) -> str:
+        """The DOM once `url` has loaded (images included) and its load handlers have run."""
+        target = self._send("Target.createTarget", url="about:blank")["targetId"]
+        session = self._send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self._send("Emulation.setDeviceMetricsOverride", session, width=1280, height=1000,
+                   deviceScaleFactor=1, mobile=False)
+        self._send("Network.enable", session)
+        self._send("Network.setCacheDisabled", session, cacheDisabled=True)  # as a first visit
+        self._send("Page.navigate", session, url=url)
+        loaded = ("new Promise(done => { const settle = () => setTimeout(done, 100); "
+                  "document.readyState === 'complete' ? settle() : "
+                  "addEventListener('load', settle); })")
+        self._send("Runtime.evaluate", session, expression=loaded, awaitPromise=True)
+        dom = self._send("Runtime.evaluate", session, returnByValue=True,
+                         expression="document.documentElement.outerHTML")["result"]["value"]
+        self._send("Target.closeTarget", targetId=target)
+        return dom
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    browser = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
 
 
 def visible_text(dom: str) -> str:
@@ -138,16 +206,16 @@ def visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
-def test_browser_renders_landing_page(server, tmp_path):
-    text = visible_text(render(f"{server}/book/intro.html", tmp_path))
+def test_browser_renders_landing_page(server, browser):
+    text = visible_text(browser.render(f"{server}/book/intro.html"))
     for expected in ("Fine-tuning BERT on GLUE and NLI", "prefix tuning", "Open in Colab",
                      "Every method on one backbone"):
         assert expected.lower() in text.lower(), f"landing page lacks {expected!r}"
 
 
-def page_metrics(server: str, page: str, tmp_path: Path) -> dict:
+def page_metrics(server: str, page: str, browser: Browser) -> dict:
     """What tests/page_metrics.js measured on `page` in the browser."""
-    dom = render(f"{server}/{page}.html?measure", tmp_path)
+    dom = browser.render(f"{server}/{page}.html?measure")
     match = re.search(r'<pre id="d2l-page-metrics"[^>]*>(.*?)</pre>', dom, re.S)
     assert match, f"{page}: the page-metrics script wrote nothing"
     return json.loads(html_lib.unescape(match.group(1)))
@@ -157,11 +225,11 @@ MAX_CHAPTER_HEIGHT = 15_000  # px at 1280x1000
 LOGISTICS = re.compile(r"time|hardware|setting|parameter|profile|install|setup|colab", re.I)
 
 
-def test_every_page_reads_well_in_a_browser(server, tmp_path):
+def test_every_page_reads_well_in_a_browser(server, browser):
     """Nothing cut off, every diagram and image shown, chapters not too long and teaching first."""
     problems = []
     for page in PAGES:
-        metrics = page_metrics(server, page, tmp_path)
+        metrics = page_metrics(server, page, browser)
         for element in metrics["overflowing"]:
             problems.append(f"{page}: <{element['tag']}> {element['scroll']} px wide in a "
                             f"{element['client']} px box: {element['text'][:60]!r}")
@@ -214,10 +282,10 @@ def test_no_tiny_profile_output_on_the_website(built_book):
             assert phrase not in text, f"{page} shows tiny-profile output: {phrase!r}"
 
 
-def test_browser_renders_a_chapter_with_its_plot(server, tmp_path):
+def test_browser_renders_a_chapter_with_its_plot(server, browser):
     chapter = "notebooks/03_mnli_freeze_lora_prefix.html"
     _LoggingHandler.requested.clear()
-    dom = render(f"{server}/{chapter}", tmp_path)
+    dom = browser.render(f"{server}/{chapter}")
     text = visible_text(dom)
     assert "Chapter 3" in text and "LoRA" in text
     plots = re.findall(r'<img[^>]+src="([^"]+\.png)"', dom)

@@ -254,8 +254,7 @@ def check_against_model(args: RunArguments) -> RunArguments:
     and the method against its architecture (`check_model_type`). Skipped when the config is
     not available locally: loading the model reports that."""
     args = args.resolved()
-    config = _local_model_config(args.model)
-    if config is None:
+    if (config := _local_model_config(args.model)) is None:
         return args
     check_model_type(config.get("model_type"), args.method_config())
     limit = config.get("max_position_embeddings")  # the longest input its positions allow

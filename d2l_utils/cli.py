@@ -207,8 +207,7 @@ def interrupted_message(err: KeyboardInterrupt, started: float) -> str:
     if str(err):  # the loop's own message
         return str(err)
     by = signals.by_signal(signals.signal_of(err))
-    output_dir = _RUNNING.get("output_dir")
-    if output_dir:
+    if output_dir := _RUNNING.get("output_dir"):
         from .training.checkpoints import list_checkpoints
 
         trainer_checkpoints = sorted(Path(output_dir).glob("checkpoint-*"),  # --trainer hf
@@ -265,8 +264,7 @@ def run_command(command: Callable[[list[str]], int], argv: list[str],
         print(interrupted_message(err, started), file=sys.stderr, flush=True)
         return signals.exit_status(signals.signal_of(err))
     except Exception as err:
-        code = exit_code(err)
-        if code is None:
+        if (code := exit_code(err)) is None:
             raise
         print(f"error: {err}", file=sys.stderr)
         return code

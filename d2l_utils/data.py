@@ -78,8 +78,7 @@ def _read_tsv(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str]]
         header = header_line.split("\t")
     else:
         header = list(layout.positional_header)
-    missing = [col for col in layout.columns.values() if col not in header]
-    if missing:
+    if missing := [col for col in layout.columns.values() if col not in header]:
         raise DataFormatError(path, 1, f"missing column(s) {missing}; the header has {header}")
     wanted = {ours: header.index(theirs) for ours, theirs in layout.columns.items()}
     source = "the header" if layout.positional_header is None else "the file layout"
@@ -104,8 +103,7 @@ def _read_jsonl(path: Path, layout: FileLayout) -> list[tuple[int, dict[str, str
         if not isinstance(record, dict):
             raise DataFormatError(path, number, f"expected a JSON object, found "
                                   f"{type(record).__name__} {text.strip()[:40]!r}")
-        missing = [col for col in layout.columns.values() if col not in record]
-        if missing:
+        if missing := [col for col in layout.columns.values() if col not in record]:
             raise DataFormatError(path, number, f"missing key(s) {missing}")
         for col in layout.columns.values():
             if not isinstance(record[col], str):

@@ -58,8 +58,7 @@ def env_flag(name: str) -> bool:
     """A yes/no environment variable (unset is no); a value that is neither (`flase`) is a
     `ProfileError`."""
     raw = os.environ.get(name, "")
-    value = FLAG_VALUES.get(raw.strip().lower())
-    if value is None:
+    if (value := FLAG_VALUES.get(raw.strip().lower())) is None:
         raise ProfileError(f"{name}={raw!r}: not a yes/no value; use 1, true, yes or on, or 0, "
                            "false, no or off (or unset it)")
     return value
@@ -82,9 +81,7 @@ def profile_name() -> str:
         raise ProfileError(f"{TINY_ENV}={os.environ[TINY_ENV]} asks for the tiny profile but "
                            f"{PROFILE_ENV}={raw} for {chosen}: unset one of them (D2L_TINY=1 is "
                            "short for D2L_PROFILE=tiny)")
-    if tiny:
-        return "tiny"
-    return chosen or DEFAULT_PROFILE
+    return "tiny" if tiny else chosen or DEFAULT_PROFILE
 
 
 def tiny_profile() -> bool:
@@ -142,8 +139,7 @@ def rehearsal_caps() -> dict[str, int]:
     integer."""
     caps = {}
     for var, key in CAP_ENV.items():
-        raw = os.environ.get(var, "").strip()
-        if not raw:
+        if not (raw := os.environ.get(var, "").strip()):
             continue
         try:
             value = int(raw)

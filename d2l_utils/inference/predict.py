@@ -77,11 +77,10 @@ def texts_dataset(task: TaskSpec, texts: str | Sequence[str] | Sequence[Sequence
     rows = [texts] if single else list(texts)
     if not rows:
         raise PredictError("no texts to predict")
-    width = len(task.text_keys)
     columns: dict[str, list[str]] = {key: [] for key in task.text_keys}
     for number, row in enumerate(rows, start=1):
         parts = [row] if isinstance(row, str) else list(row)
-        if len(parts) != width or not all(isinstance(p, str) for p in parts):
+        if len(parts) != len(task.text_keys) or not all(isinstance(p, str) for p in parts):
             raise PredictError(f"{task.name} takes {' and '.join(task.text_keys)} for each "
                                f"example; example {number} is {row!r}")
         for key, text in zip(task.text_keys, parts):

@@ -132,8 +132,7 @@ def sha1sum(path: str | os.PathLike) -> str:
 def verify_sha1(path: str | os.PathLike, expected: str, hint: str = "") -> None:
     """Raise `ChecksumError` naming the file and both hashes (then `hint`) unless `path` has
     SHA-1 `expected`."""
-    actual = sha1sum(path)
-    if actual != expected.lower():
+    if (actual := sha1sum(path)) != expected.lower():
         raise ChecksumError(f"{path}: SHA-1 mismatch (expected {expected}, got {actual}); the "
                             "file is damaged or not the registered one. Delete it and download "
                             f"again. {hint}".rstrip())
@@ -152,8 +151,7 @@ def download(name: str, cache_dir: str | os.PathLike | None = None,
     if path.exists():  # a cached file is used only if it is the right one
         verify_sha1(path, asset.sha1, hint)
         return path
-    reason = offline_reason(asset.url, timeout)
-    if reason is not None:
+    if (reason := offline_reason(asset.url, timeout)) is not None:
         raise AssetError(f"cannot download {name!r} from {asset.url}: {reason}. Make the URL "
                          f"reachable (or set {ASSET_URL_ENV} to a server that has "
                          f"{asset.filename}), or put the file at {path} (SHA-1 {asset.sha1}).")
@@ -350,11 +348,11 @@ def bert_config(name: str | None, config: BERTConfig | None = None,
         return config
     if name is None:
         raise ValueError("give a pretrained `name` or a `config` for the random-init model")
-    if huggingface_path(name):
+    if path := huggingface_path(name):
         from transformers import AutoConfig
 
         from .convert import config_from_huggingface
 
-        return config_from_huggingface(AutoConfig.from_pretrained(huggingface_path(name)))
+        return config_from_huggingface(AutoConfig.from_pretrained(path))
     return get_asset(name, registry).bert_config
 

@@ -68,8 +68,7 @@ def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Every RNG the loop touches: torch (CPU and CUDA) as tensors, Python and NumPy as JSON."""
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda_{i}"] = state
+        tensors.update({f"cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     py_version, py_state, py_gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return tensors, {"python": [py_version, list(py_state), py_gauss],
@@ -117,8 +116,7 @@ def check_disk_space(output_dir: str | os.PathLike, model: nn.Module, include_fr
 
 def resume_hint(output_dir: str | os.PathLike, command: str) -> str:
     """What to do after a failed write: resume from the last whole checkpoint, if any."""
-    latest = latest_checkpoint(output_dir)
-    if latest is None:
+    if (latest := latest_checkpoint(output_dir)) is None:
         return "no checkpoint of this run was written: free some space and run it again"
     return (f"the last whole checkpoint is {latest}: free some space, then resume with: "
             f"{resume_command(command)}")
@@ -200,8 +198,7 @@ def verify_checkpoint(path: Path) -> str | None:
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
-        size = file.stat().st_size
-        if size != expected["bytes"]:
+        if (size := file.stat().st_size) != expected["bytes"]:
             return f"{name} has {size:,} bytes, {expected['bytes']:,} were written (truncated?)"
         if _sha256(file) != expected["sha256"]:
             return f"{name} does not match the SHA-256 written with it (damaged)"
@@ -294,8 +291,7 @@ def describe_changes(changed: dict[str, tuple[Any, Any]]) -> str:
 
 def check_resumable(path: Path, current: dict[str, Any]) -> None:
     """Refuse to resume from a checkpoint saved with other options (say which differ)."""
-    changed = changed_options(load_run_args(path), current)
-    if changed:
+    if changed := changed_options(load_run_args(path), current):
         raise ResumeError(f"cannot resume from {path}: options differ from the saved run "
                           f"({describe_changes(changed)}); rerun with the original options or "
                           "another --output-dir")
@@ -342,11 +338,9 @@ def find_resumable(output_dir: str | os.PathLike, current: dict[str, Any], model
     skipped are named with the reason. None when there is no checkpoint at all; a
     `ResumeError` when there are some but none can be used, or when they belong to a run
     with other options."""
-    found = list_checkpoints(output_dir)
     problems = []
-    for path in reversed(found):
-        problem = verify_checkpoint(path)
-        if problem is None:
+    for path in reversed(list_checkpoints(output_dir)):
+        if (problem := verify_checkpoint(path)) is None:
             try:
                 check_resumable(path, current)
                 contents = read_checkpoint(path, model)

@@ -176,7 +176,6 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
                 ) -> TrainResult:
     """Train `run.model` with `fastNLP.Trainer` (driver "torch") and report the result."""
     fastNLP = _import_fastnlp()
-    from fastNLP import Accuracy, Trainer
     from fastNLP.core.callbacks import LRSchedCallback, TorchGradClipCallback
 
     args = run.args
@@ -207,11 +206,11 @@ def run_fastnlp(run: PreparedRun, train_batches_per_epoch: int = -1, verbose: bo
     level = fastNLP.logger.level
     fastNLP.logger.setLevel("ERROR")  # fastNLP logs each sanity check, evaluation and a
     try:  # warning that there is no progress bar (this module prints one line per epoch)
-        trainer = Trainer(
+        trainer = fastNLP.Trainer(
             model=model, driver="torch", device=device, n_epochs=num_epochs,
             optimizers=optimizer, train_dataloader=train_loader,
             evaluate_dataloaders=next(iter(eval_loaders.values())) if single else eval_loaders,
-            metrics={"acc": Accuracy()}, callbacks=callbacks, fp16=fp16, progress_bar=None,
+            metrics={"acc": fastNLP.Accuracy()}, callbacks=callbacks, fp16=fp16, progress_bar=None,
             evaluate_every=evaluate_now)
         trainer.run(num_train_batch_per_epoch=train_batches_per_epoch, num_eval_sanity_batch=0,
                     catch_KeyboardInterrupt=False)

@@ -169,8 +169,7 @@ def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
     - a finished run with the same options: removed, with a one-line notice.
     """
     if args.overwrite:
-        removed = clear_run(path)
-        if removed:
+        if removed := clear_run(path):
             say(f"--overwrite: removed the previous run in {path} ({', '.join(removed)})")
         return
     checkpoints = _checkpoint_folders(path)
@@ -199,8 +198,7 @@ def check_run_folder(path: Path, args: RunArguments, say=print) -> None:
             saved_args = {}
     if saved_args is None:
         return
-    changed = changed_options(saved_args, asdict(args))
-    if changed:
+    if changed := changed_options(saved_args, asdict(args)):
         raise RunFolderError(
             f"--output-dir {path} holds a finished run made with other options "
             f"({describe_changes(changed)}); pass --overwrite to replace it, or choose another "

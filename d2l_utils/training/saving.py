@@ -108,9 +108,8 @@ def save_trainable(model: nn.Module, output_dir: str | os.PathLike, run_args: di
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (WEIGHTS_FILE + ".tmp")
-    contents = "all" if include_frozen else "trainable"
     save_tensors(trainable_state_dict(model, include_frozen), tmp,
-                 metadata={"format": "pt", "contents": contents})
+                 metadata={"format": "pt", "contents": "all" if include_frozen else "trainable"})
     os.replace(tmp, out / WEIGHTS_FILE)
     write_text_atomic(out / RUN_FILE, json.dumps(run_args, indent=2) + "\n")
     return out / WEIGHTS_FILE
@@ -136,15 +135,13 @@ def read_trainable(model: nn.Module, checkpoint_dir: str | os.PathLike
         raise FileNotFoundError(f"{path}: no saved weights (was the run started with "
                                 f"--no-save-model, or did it not finish?)")
     state, metadata = read_tensors(path)
-    contents = metadata.get("contents", "trainable")
-    expected = trainable_state_dict(model, include_frozen=contents == "all")
+    expected = trainable_state_dict(model, include_frozen=metadata.get("contents") == "all")
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         raise SavedRunError(f"{path} does not match the rebuilt model (missing {missing[:3]}, "
                             f"unexpected {extra[:3]}); was it saved by another version, or "
                             "with other options?")
-    wrong = [name for name, tensor in state.items() if tensor.shape != expected[name].shape]
-    if wrong:
+    if wrong := [name for name, tensor in state.items() if tensor.shape != expected[name].shape]:
         raise SavedRunError(f"{path}: {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, the "
                             f"rebuilt model {tuple(expected[wrong[0]].shape)}; was it saved "
                             "with other options?")

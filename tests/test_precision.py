@@ -193,8 +193,12 @@ def test_the_loops_precision_does_not_depend_on_accelerates_process_state():
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    fresh, after_bf16 = [json.loads(subprocess.run(
-        [sys.executable, "-c", LOOP_RUNS, state], capture_output=True, text=True, env=env,
-        check=True, timeout=300).stdout.strip().splitlines()[-1]) for state in ("fresh", "bf16")]
+    processes = [subprocess.Popen([sys.executable, "-c", LOOP_RUNS, state], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for state in ("fresh", "bf16")]  # side by side: two processes, two cores
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    fresh, after_bf16 = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert after_bf16 == fresh
     assert fresh[0] == fresh[2] != fresh[1]

@@ -65,21 +65,10 @@ def assert_same_result(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The reference run, started at once and waited for when a test first compares with it:
-    it trains beside the interrupted runs (two processes on two cores)."""
+def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uninterrupted")
-    proc = start(out)
-
-    def finished() -> Path:
-        if proc.returncode is None:
-            finish(proc)
-        return out
-
-    yield finished
-    if proc.returncode is None:  # no test waited for it (deselected): stop it
-        proc.kill()
-        proc.communicate()
+    finish(start(out))
+    return out
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, uninterrupted):
@@ -94,7 +83,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, uninterrupted):
     assert killed_at and len(killed_at) <= 2  # only the last K are kept
     resumed = finish(start(out, "--resume"))
     assert "resuming from" in resumed
-    assert_same_result(out, uninterrupted())
+    assert_same_result(out, uninterrupted)
     record = json.loads((out / "record.json").read_text())
     assert record["resumed_from"] is not None
 
@@ -109,7 +98,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, uninterrupte
     assert "--resume" in err and "checkpoint saved" in err
     assert latest_checkpoint(out).name == "step-00000005"  # saved at the step it was stopped
     finish(start(out, "--resume"))
-    assert_same_result(out, uninterrupted())
+    assert_same_result(out, uninterrupted)
 
 
 def test_half_written_checkpoints_are_ignored(tmp_path):

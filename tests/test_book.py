@@ -145,29 +145,38 @@ class Browser:
             pass_fds=high, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for fd in (child_reads, child_writes, *high):  # only the browser holds its ends now
             os.close(fd)
-        self._buffer, self._next_id = b"", 0
+        self._buffer, self._next_id, self._events = b"", 0, []
 
-    def _send(self, method: str, session: str | None = None, **params) -> dict:
-        """Send one command and return its result (events that arrive first are dropped)."""
+    def _read(self) -> dict:
+        """The browser's next message (a reply or an event)."""
         import select
 
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._from_browser], [], [], self.TIMEOUT_S)
+            assert ready, f"no message from chromium in {self.TIMEOUT_S} s"
+            chunk = os.read(self._from_browser, 1 << 16)
+            assert chunk, f"chromium exited ({self._process.poll()})"
+            self._buffer += chunk
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(raw)
+
+    def _send(self, method: str, session: str | None = None, **params) -> dict:
+        """Send one command and return its result; events that arrive first are kept."""
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = session
         os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in self._buffer:
-                ready, _, _ = select.select([self._from_browser], [], [], self.TIMEOUT_S)
-                assert ready, f"{method}: no answer from chromium in {self.TIMEOUT_S} s"
-                chunk = os.read(self._from_browser, 1 << 16)
-                assert chunk, f"{method}: chromium exited ({self._process.poll()})"
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._next_id:
-                assert "error" not in reply, f"{method}: {reply['error']}"
-                return reply["result"]
+        while (reply := self._read()).get("id") != self._next_id:
+            self._events.append(reply)
+        assert "error" not in reply, f"{method}: {reply['error']}"
+        return reply["result"]
+
+    def _wait_for(self, event: str, session: str) -> None:
+        """Until the browser has sent `event` for `session`."""
+        while not any(e.get("method") == event and e.get("sessionId") == session
+                      for e in self._events):
+            self._events.append(self._read())
 
     def render(self, url: str) -> str:
         """The DOM once `url` has loaded (images included) and its load handlers have run."""
@@ -177,11 +186,12 @@ class Browser:
                    deviceScaleFactor=1, mobile=False)
         self._send("Network.enable", session)
         self._send("Network.setCacheDisabled", session, cacheDisabled=True)  # as a first visit
+        self._send("Page.enable", session)
+        self._events.clear()
         self._send("Page.navigate", session, url=url)
-        loaded = ("new Promise(done => { const settle = () => setTimeout(done, 100); "
-                  "document.readyState === 'complete' ? settle() : "
-                  "addEventListener('load', settle); })")
-        self._send("Runtime.evaluate", session, expression=loaded, awaitPromise=True)
+        self._wait_for("Page.loadEventFired", session)
+        self._send("Runtime.evaluate", session, awaitPromise=True,  # the load handlers' turn
+                   expression="new Promise(done => setTimeout(done, 100))")
         dom = self._send("Runtime.evaluate", session, returnByValue=True,
                          expression="document.documentElement.outerHTML")["result"]["value"]
         self._send("Target.closeTarget", targetId=target)
